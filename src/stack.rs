@@ -1,0 +1,257 @@
+//! Coroutine stacks: guarded `mmap` regions, recycled through a per-thread pool.
+//!
+//! Every generator and every task runs on a stack of its own. A stack is one
+//! anonymous mapping: a `PROT_NONE` guard page at the low end (stacks grow
+//! down, so running off the end faults instead of scribbling on a neighbour),
+//! then the usable region. Mapping a stack costs two system calls (`mmap` and
+//! `mprotect`), around 10–15 µs once the page faults of first use are counted,
+//! which would dwarf a ~50 ns generator. So a finished coroutine's stack goes
+//! back to a per-thread pool, and the next coroutine of the same size takes it
+//! from there with no system call at all.
+//!
+//! # Limits
+//!
+//! Each guarded stack is two kernel memory mappings (the guard page and the
+//! usable part have different protections, so they cannot merge). Linux caps
+//! a process at `vm.max_map_count` mappings, 65530 by default, so a process
+//! can hold roughly 32 000 stacks at once whatever their size. Past that,
+//! `mmap` or `mprotect` fails with `ENOMEM`; [`allocate`] turns that into an
+//! [`io::Error`] that names the limit and the fix.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+
+use corosensei::stack::{DefaultStack, Stack, StackPointer};
+
+/// The usable size of a stack when none is asked for: 256 KiB.
+///
+/// Only the pages a coroutine touches become resident, so a generous size
+/// costs address space, not memory: a suspended task that used 8 KiB of its
+/// stack holds about 8 KiB of RSS. 256 KiB leaves room for unoptimised debug
+/// builds, formatting machinery and panics with backtraces.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// The smallest usable stack size accepted; smaller requests are rounded up.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// How many free stacks of each size a thread keeps for reuse.
+///
+/// Beyond this, a returning stack is unmapped. 1024 × 256 KiB is 256 MiB of
+/// address space, of which only the pages previously touched stay resident.
+pub const POOL_LIMIT_PER_SIZE: usize = 1024;
+
+/// A snapshot of this thread's stack pool, from [`stack_pool_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Stacks currently lent to live generators and tasks on this thread.
+    pub in_use: usize,
+    /// Free stacks waiting in the pool for the next coroutine.
+    pub pooled: usize,
+    /// Stacks mapped from the OS on this thread since it started (each one
+    /// is an `mmap` + `mprotect`); a steady state shows this not growing.
+    pub mapped: u64,
+}
+
+/// Returns the state of the calling thread's stack pool.
+///
+/// Useful to check that coroutines give their stacks back: after every
+/// generator and task has finished or been dropped, `in_use` returns to
+/// where it started.
+pub fn stack_pool_stats() -> PoolStats {
+    POOL.with(|p| {
+        let pool = p.free.borrow();
+        PoolStats {
+            in_use: p.in_use.get(),
+            pooled: pool.iter().map(|(_, v)| v.len()).sum(),
+            mapped: p.mapped.get(),
+        }
+    })
+}
+
+/// The per-thread pool.
+struct Pool {
+    /// Free stacks, bucketed by usable size (bytes, page-rounded). Usually a
+    /// single bucket; a `Vec` of pairs beats a map for one to three sizes.
+    /// Invariant: every stack in a bucket has exactly that usable size.
+    free: RefCell<Vec<(usize, Vec<DefaultStack>)>>,
+    /// Stacks handed out by [`allocate`] and not yet dropped on this thread.
+    in_use: Cell<usize>,
+    /// Stacks ever mapped by this thread.
+    mapped: Cell<u64>,
+}
+
+thread_local! {
+    static POOL: Pool = const {
+        Pool { free: RefCell::new(Vec::new()), in_use: Cell::new(0), mapped: Cell::new(0) }
+    };
+}
+
+/// A stack owned by one coroutine, returned to this thread's pool on drop.
+///
+/// Invariant: `stack` is `Some` from creation until `drop`, and its usable
+/// size is `size`.
+pub(crate) struct PooledStack {
+    stack: Option<DefaultStack>,
+    size: usize,
+}
+
+impl fmt::Debug for PooledStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledStack")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+fn page_size() -> usize {
+    // Every platform corosensei's `DefaultStack` supports on unix uses
+    // 4 KiB or larger pages; rounding to 4 KiB only decides the bucket key.
+    4096
+}
+
+/// Rounds a requested stack size to the size actually used and pooled.
+pub(crate) fn round_size(size: usize) -> usize {
+    let page = page_size();
+    size.max(MIN_STACK_SIZE).div_ceil(page) * page
+}
+
+/// Takes a stack of (at least) `size` usable bytes from the pool, or maps a
+/// new one.
+///
+/// # Errors
+///
+/// When the OS refuses the mapping; the error message names
+/// `vm.max_map_count`, the usual culprit, and the fix.
+pub(crate) fn allocate(size: usize) -> io::Result<PooledStack> {
+    let size = round_size(size);
+    let reused = POOL.with(|p| {
+        let mut free = p.free.borrow_mut();
+        let stack = free
+            .iter_mut()
+            .find(|(s, _)| *s == size)
+            .and_then(|(_, v)| v.pop());
+        if stack.is_some() {
+            p.in_use.set(p.in_use.get() + 1);
+        }
+        stack
+    });
+    let stack = match reused {
+        Some(stack) => stack,
+        None => map_new(size)?,
+    };
+    Ok(PooledStack {
+        stack: Some(stack),
+        size,
+    })
+}
+
+#[cold]
+fn map_new(size: usize) -> io::Result<DefaultStack> {
+    match DefaultStack::new(size) {
+        Ok(stack) => {
+            POOL.with(|p| {
+                p.in_use.set(p.in_use.get() + 1);
+                p.mapped.set(p.mapped.get() + 1);
+            });
+            Ok(stack)
+        }
+        Err(e) => Err(explain_map_failure(size, e)),
+    }
+}
+
+/// Turns a failed `mmap`/`mprotect` into an error that names the limit.
+fn explain_map_failure(size: usize, e: io::Error) -> io::Error {
+    let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map(|s| s.lines().count())
+        .ok();
+    let in_use = POOL.with(|p| p.in_use.get());
+    let mut msg = format!(
+        "could not map a {} KiB coroutine stack ({e}) with {in_use} stacks in use on this thread",
+        size / 1024
+    );
+    if let (Some(limit), Some(maps)) = (limit, maps) {
+        msg.push_str(&format!(
+            "; the process holds {maps} memory mappings against vm.max_map_count = {limit}"
+        ));
+    }
+    msg.push_str(
+        ". Each guarded stack costs two mappings, whatever its size, so smaller stacks do not \
+         help: raise the limit (`sysctl -w vm.max_map_count=262144`) or keep fewer coroutines \
+         alive at once",
+    );
+    io::Error::new(e.kind(), msg)
+}
+
+impl Drop for PooledStack {
+    fn drop(&mut self) {
+        let Some(stack) = self.stack.take() else {
+            return;
+        };
+        let size = self.size;
+        // `try_with`: during thread teardown the pool may already be gone, in
+        // which case the stack is simply unmapped by its own destructor.
+        let _ = POOL.try_with(move |p| {
+            p.in_use.set(p.in_use.get().saturating_sub(1));
+            let mut free = p.free.borrow_mut();
+            let bucket = match free.iter().position(|(s, _)| *s == size) {
+                Some(i) => &mut free[i].1,
+                None => {
+                    free.push((size, Vec::new()));
+                    &mut free.last_mut().expect("just pushed").1
+                }
+            };
+            if bucket.len() < POOL_LIMIT_PER_SIZE {
+                bucket.push(stack);
+            }
+        });
+    }
+}
+
+impl PooledStack {
+    fn inner(&self) -> &DefaultStack {
+        self.stack
+            .as_ref()
+            .expect("PooledStack holds its stack until dropped")
+    }
+
+    /// The usable size of this stack in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+}
+
+// SAFETY: `PooledStack` only forwards to a `DefaultStack` that it owns for its
+// whole life (the `Option` is only emptied in `drop`). `DefaultStack`
+// upholds the trait's contract: a guard page below the usable region and at
+// least `MIN_STACK_SIZE` usable bytes. A stack is reused only after the
+// coroutine that ran on it has been dropped (corosensei unwinds or finishes
+// the coroutine in its own `Drop` before dropping the stack), so no live
+// frame is ever on a stack that enters the pool.
+unsafe impl Stack for PooledStack {
+    #[inline]
+    fn base(&self) -> StackPointer {
+        self.inner().base()
+    }
+
+    #[inline]
+    fn limit(&self) -> StackPointer {
+        self.inner().limit()
+    }
+
+    #[cfg(windows)]
+    fn teb_fields(&self) -> corosensei::stack::StackTebFields {
+        self.inner().teb_fields()
+    }
+
+    #[cfg(windows)]
+    fn update_teb_fields(&mut self, stack_limit: usize, guaranteed_stack_bytes: usize) {
+        self.stack
+            .as_mut()
+            .expect("PooledStack holds its stack until dropped")
+            .update_teb_fields(stack_limit, guaranteed_stack_bytes)
+    }
+}
