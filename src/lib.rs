@@ -9,6 +9,8 @@
 //! |---|---|---|---|
 //! | 1. stackful generators | [`generator`] | `docs/01-generators.md` | `examples/01_generators.rs` |
 //! | 2. round-robin scheduler | [`round_robin`] | `docs/02-round-robin.md` | `examples/02_round_robin.rs` |
+//! | 3. awaitables: event loop, tasks, futures | [`runtime`] | `docs/03-awaitables.md` | `examples/03_*.rs` |
+//! | 4. timers: sleep, call_later, timeouts | [`timer`] | `docs/04-timers.md` | `examples/04_*.rs` |
 //!
 //! Start with [`generator`]: its documentation is chapter 1.
 //!
@@ -25,10 +27,25 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod combinators;
+mod future;
 pub mod generator;
 pub mod round_robin;
+pub mod runtime;
 mod stack;
+pub mod timer;
 
+pub use combinators::{AsCompleted, GroupError, TaskGroup, as_completed, gather, shield, task_group};
+pub use future::{Future, FutureError, InvalidState};
 pub use generator::{Generator, GeneratorState, Yielder};
 pub use round_robin::{RoundRobin, RoundRobinTask, Spawner};
+pub use runtime::core::ExceptionContext;
+pub use runtime::{
+    AnyTask, Builder, EventLoop, Handle, JoinError, Task, TaskBuilder, TaskId, call_soon,
+    current_task, run, spawn, stop, try_spawn, yield_now,
+};
 pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE, PoolStats, stack_pool_stats};
+pub use timer::{
+    Elapsed, Timeout, call_at, call_later, pending_timers, sleep, sleep_until, time, timeout,
+    timeout_at, timeout_scope, wait_for,
+};

@@ -149,6 +149,22 @@ impl Spawner {
     }
 }
 
+/// Dropping the scheduler drops every unfinished task, unwinding its stack.
+/// Tasks may hold a [`Spawner`] (and so the queue itself), so the queue is
+/// emptied explicitly rather than left to reference counting; tasks whose
+/// destructors spawn more are drained too.
+impl Drop for RoundRobin {
+    fn drop(&mut self) {
+        loop {
+            let tasks = std::mem::take(&mut *self.queue.borrow_mut());
+            if tasks.is_empty() {
+                break;
+            }
+            drop(tasks);
+        }
+    }
+}
+
 impl fmt::Debug for RoundRobin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RoundRobin")

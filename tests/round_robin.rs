@@ -277,15 +277,12 @@ fn dropping_the_scheduler_unwinds_unfinished_tasks() {
     assert_eq!(stack_pool_stats().in_use, base);
 }
 
-// BUG (src/round_robin.rs): `RoundRobin` has no `Drop` impl; its queue is an
-// `Rc` shared with every `Spawner`. A suspended task that holds a `Spawner`
-// (the documented way to spawn from inside a task) keeps the queue alive,
-// and the queue keeps the task alive: a reference cycle. Dropping the
-// `RoundRobin` then leaks the task: its destructors never run and its stack
-// never returns to the pool. Expected: dropping the scheduler unwinds every
-// queued task, as it does when no task holds a `Spawner`.
+// Regression: the queue is an `Rc` shared with every `Spawner`, so a
+// suspended task that holds a `Spawner` (the documented way to spawn from
+// inside a task) forms a reference cycle with the queue. Dropping the
+// `RoundRobin` must still unwind it (its `Drop` empties the queue).
 #[test]
-fn bug_dropping_the_scheduler_unwinds_tasks_that_hold_a_spawner() {
+fn dropping_the_scheduler_unwinds_tasks_that_hold_a_spawner() {
     let drops = Drops::new();
     let base = stack_pool_stats().in_use;
     let mut rr = RoundRobin::new();

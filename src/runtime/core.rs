@@ -1,0 +1,696 @@
+//! The loop's kernel: the ready queue, the task table, suspension and
+//! cancellation, and the tick in three named phases (curio's kernel, asyncio's
+//! `_run_once`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::runtime::task::{
+    CancelledUnwind, Interrupt, Outcome, ScopeUnwind, State, TaskRef, Waiter, Waker,
+    panic_message,
+};
+use crate::timer::{Clock, Timers};
+
+/// What a suspended task waits on: how to cancel it, and what the deadlock
+/// report says.
+#[derive(Clone)]
+pub(crate) enum Wait {
+    /// Not waiting (scheduled, running or done).
+    Nothing,
+    /// Joining another task: cancelling the waiter cancels it (asyncio).
+    Join(TaskRef),
+    /// Joining another task through `shield`: cancelling the waiter only
+    /// wakes the waiter.
+    Shield(TaskRef),
+    /// Waiting on a future: cancelling the waiter cancels the future.
+    Future {
+        future: Rc<dyn CancelWait>,
+        what: &'static str,
+    },
+    /// Sleeping until this loop time; a timer will wake it.
+    Sleep(Duration),
+}
+
+impl Wait {
+    fn describe(&self) -> String {
+        match self {
+            Wait::Nothing => "nothing (ready to run)".to_string(),
+            Wait::Join(t) => format!("join {}", t.header().describe()),
+            Wait::Shield(t) => format!("shield {}", t.header().describe()),
+            Wait::Future { what, .. } => (*what).to_string(),
+            Wait::Sleep(until) => format!("sleep until {until:?}"),
+        }
+    }
+}
+
+/// Something a task can wait on that a cancellation of the waiter cancels
+/// (a `Future`).
+pub(crate) trait CancelWait {
+    /// Cancels it, waking its waiters; `false` if it was already done.
+    fn cancel_for_waiter(self: Rc<Self>) -> bool;
+}
+
+/// One entry of the ready queue: a unit of work for the next batch.
+pub(crate) enum Runnable {
+    /// Resume this task (it is `Scheduled`).
+    Step(TaskRef),
+    /// Wake this task if it is still in that suspension: the expired-timer
+    /// half of a sleep, one hop before the task runs, as asyncio's sleep
+    /// future does.
+    Wake(Waker),
+    /// A one-shot callback (done callbacks).
+    Call(Box<dyn FnOnce()>),
+    /// A cancellable callback (`call_soon`, expired `call_later`).
+    Handle(Rc<HandleInner>),
+    /// A scope (timeout) fired for this task: interrupt it if still open.
+    Interrupt(TaskRef, u64),
+}
+
+/// Context passed to the exception handler.
+#[derive(Debug, Clone)]
+pub struct ExceptionContext {
+    /// One line describing what happened.
+    pub message: String,
+    /// The task concerned, if any.
+    pub task: Option<crate::TaskId>,
+    /// That task's name.
+    pub task_name: Option<String>,
+    /// The panic message, if a panic is the cause.
+    pub panic: Option<String>,
+}
+
+type ExceptionHandler = Rc<dyn Fn(&ExceptionContext)>;
+
+/// Options fixed when a loop is built (see `Builder`).
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) stack_size: usize,
+    pub(crate) seed: Option<u64>,
+    pub(crate) virtual_time: bool,
+}
+
+/// The state of one event loop, shared by every handle to it.
+pub(crate) struct Core {
+    /// Work for the coming batches, FIFO. Invariant: a task appears here at
+    /// most once, as `Step`, exactly while its state is `Scheduled`.
+    pub(crate) ready: RefCell<VecDeque<Runnable>>,
+    /// The task being resumed right now, if any (`None` between steps and
+    /// while a callback runs).
+    current: Cell<Option<TaskRef>>,
+    /// Every task not yet done, so the loop can report a deadlock and unwind
+    /// the leftovers at close. Slots are reused through `free_slots`;
+    /// `Header::slot_index` says where each task is.
+    tasks: RefCell<Vec<Option<TaskRef>>>,
+    free_slots: RefCell<Vec<usize>>,
+    live_tasks: Cell<usize>,
+    /// Default stack size for tasks.
+    pub(crate) stack_size: usize,
+    /// xorshift state for seeded mode; `None` is strict FIFO.
+    rng: Cell<Option<u64>>,
+    /// Set by `stop()`: the loop leaves after the current tick.
+    stopping: Cell<bool>,
+    /// Whether a `run_*` call is driving this loop now.
+    pub(crate) running: Cell<bool>,
+    pub(crate) closed: Cell<bool>,
+    handler: RefCell<Option<ExceptionHandler>>,
+    /// The timer heap (stage 4).
+    pub(crate) timers: Timers,
+    /// The loop clock, real or virtual (stage 4).
+    pub(crate) clock: Clock,
+    /// Wake sources outside the loop (threads, sockets) that may still make
+    /// a task ready; while nonzero the loop blocks instead of reporting a
+    /// deadlock.
+    pub(crate) external: Cell<usize>,
+}
+
+thread_local! {
+    /// The loop running on this thread, if any.
+    static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+}
+
+/// The loop running on this thread.
+///
+/// # Panics
+///
+/// If none is: the message names `what` and the fix.
+pub(crate) fn running(what: &str) -> Rc<Core> {
+    match try_running() {
+        Some(core) => core,
+        None => panic!(
+            "{what} called outside a running event loop; wrap it in bucle::run \
+             (or EventLoop::run_until_complete)"
+        ),
+    }
+}
+
+/// The loop running on this thread, if any.
+pub(crate) fn try_running() -> Option<Rc<Core>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Makes `core` this thread's running loop until the guard drops.
+pub(crate) struct Enter {
+    _private: (),
+}
+
+impl Enter {
+    /// # Panics
+    ///
+    /// If a loop is already running on this thread (as asyncio refuses).
+    pub(crate) fn new(core: &Rc<Core>, what: &str) -> Enter {
+        CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_some() {
+                panic!(
+                    "{what}: cannot run an event loop while another is running on this thread; \
+                     call the coroutine directly or spawn it as a task instead"
+                );
+            }
+            *c = Some(core.clone());
+        });
+        Enter { _private: () }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+impl Core {
+    pub(crate) fn new(opts: Options) -> Rc<Core> {
+        Rc::new(Core {
+            ready: RefCell::new(VecDeque::with_capacity(64)),
+            current: Cell::new(None),
+            tasks: RefCell::new(Vec::new()),
+            free_slots: RefCell::new(Vec::new()),
+            live_tasks: Cell::new(0),
+            stack_size: opts.stack_size,
+            rng: Cell::new(opts.seed.map(|s| s ^ 0x9E37_79B9_7F4A_7C15 | 1)),
+            stopping: Cell::new(false),
+            running: Cell::new(false),
+            closed: Cell::new(false),
+            handler: RefCell::new(None),
+            timers: Timers::new(),
+            clock: Clock::new(opts.virtual_time),
+            external: Cell::new(0),
+        })
+    }
+
+    /// The task being resumed now.
+    ///
+    /// # Panics
+    ///
+    /// If no task is running (code running in a callback).
+    pub(crate) fn current_task(&self, what: &str) -> TaskRef {
+        match self.try_current_task() {
+            Some(t) => t,
+            None => panic!(
+                "{what} called from a callback, outside any task; only a task can wait. \
+                 Spawn a task (bucle::spawn) to do the waiting"
+            ),
+        }
+    }
+
+    pub(crate) fn try_current_task(&self) -> Option<TaskRef> {
+        let t = self.current.take();
+        let out = t.clone();
+        self.current.set(t);
+        out
+    }
+
+    /// Adds a new task to the table and the back of the ready queue.
+    pub(crate) fn register(&self, task: TaskRef) {
+        let mut tasks = self.tasks.borrow_mut();
+        let index = match self.free_slots.borrow_mut().pop() {
+            Some(i) => {
+                tasks[i] = Some(task.clone());
+                i
+            }
+            None => {
+                tasks.push(Some(task.clone()));
+                tasks.len() - 1
+            }
+        };
+        task.header().slot_index.set(index);
+        self.live_tasks.set(self.live_tasks.get() + 1);
+        self.ready.borrow_mut().push_back(Runnable::Step(task));
+    }
+
+    fn unregister(&self, task: &TaskRef) {
+        let i = task.header().slot_index.replace(usize::MAX);
+        if i != usize::MAX {
+            self.tasks.borrow_mut()[i] = None;
+            self.free_slots.borrow_mut().push(i);
+            self.live_tasks.set(self.live_tasks.get() - 1);
+        }
+    }
+
+    /// Number of tasks not yet done.
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.live_tasks.get()
+    }
+
+    /// Puts a waiting task at the back of the ready queue.
+    pub(crate) fn schedule(&self, task: TaskRef) {
+        let h = task.header();
+        debug_assert_ne!(h.state.get(), State::Done);
+        h.state.set(State::Scheduled);
+        *h.wait.borrow_mut() = Wait::Nothing;
+        self.ready.borrow_mut().push_back(Runnable::Step(task));
+    }
+
+    pub(crate) fn push_ready(&self, r: Runnable) {
+        self.ready.borrow_mut().push_back(r);
+    }
+
+    pub(crate) fn call_soon_boxed(&self, f: Box<dyn FnOnce()>) {
+        self.push_ready(Runnable::Call(f));
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stopping.set(true);
+    }
+
+    /// Whether a stop was requested; clears the request.
+    pub(crate) fn take_stop(&self) -> bool {
+        self.stopping.replace(false)
+    }
+
+    pub(crate) fn set_exception_handler(&self, h: Option<ExceptionHandler>) {
+        *self.handler.borrow_mut() = h;
+    }
+
+    pub(crate) fn report(&self, ctx: &ExceptionContext) {
+        let handler = self.handler.borrow().clone();
+        match handler {
+            Some(h) => h(ctx),
+            None => eprintln!("bucle: {}", ctx.message),
+        }
+    }
+
+    // ---------------------------------------------------------------------
+    // The tick.
+
+    /// Runs one loop iteration: (1) wait for I/O or time, (2) move expired
+    /// timers to the ready queue, (3) run exactly the batch that was ready
+    /// when it started.
+    ///
+    /// # Panics
+    ///
+    /// On deadlock (see [`Core::deadlock_report`]), with `who` naming the
+    /// waiting party.
+    pub(crate) fn run_once(&self, who: &str) {
+        self.phase_wait(who);
+        self.phase_expire_timers();
+        self.phase_run_ready();
+    }
+
+    /// Phase 1: block until something can be ready. Never blocks if the
+    /// ready queue has work; sleeps until the next timer otherwise (or, on
+    /// the virtual clock, jumps to it).
+    fn phase_wait(&self, who: &str) {
+        if !self.ready.borrow().is_empty() {
+            return;
+        }
+        match self.timers.next_deadline() {
+            Some(deadline) => self.clock.wait_until(deadline),
+            None if self.external.get() > 0 => {
+                // Something outside the loop will make progress; stage 5's
+                // reactor blocks on it. Until then, yield the CPU briefly.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            None => panic!("{}", self.deadlock_report(who)),
+        }
+    }
+
+    /// Phase 2: append every expired timer's work, in (deadline, creation)
+    /// order.
+    fn phase_expire_timers(&self) {
+        let now = self.clock.now();
+        self.timers.expire(now, &mut self.ready.borrow_mut());
+    }
+
+    /// Phase 3: run the batch. Work appended while it runs waits for the
+    /// next tick.
+    fn phase_run_ready(&self) {
+        let n = self.ready.borrow().len();
+        if let Some(mut x) = self.rng.get() {
+            let mut ready = self.ready.borrow_mut();
+            let batch = &mut ready.make_contiguous()[..n];
+            for i in (1..batch.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                batch.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            self.rng.set(Some(x));
+        }
+        for _ in 0..n {
+            let next = self.ready.borrow_mut().pop_front();
+            match next {
+                Some(Runnable::Step(task)) => self.step(task),
+                Some(Runnable::Wake(waker)) => waker.wake(),
+                Some(Runnable::Call(f)) => self.run_callback(f),
+                Some(Runnable::Handle(h)) => {
+                    if let Some(f) = h.take() {
+                        self.run_callback(f);
+                    }
+                }
+                Some(Runnable::Interrupt(task, scope)) => fire_scope(&task, scope),
+                None => break,
+            }
+        }
+    }
+
+    fn run_callback(&self, f: Box<dyn FnOnce()>) {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
+            let msg = panic_message(&*payload);
+            self.report(&ExceptionContext {
+                message: format!("a callback panicked: {msg}"),
+                task: None,
+                task_name: None,
+                panic: Some(msg),
+            });
+        }
+    }
+
+    /// Resumes one task until it suspends or finishes.
+    fn step(&self, task: TaskRef) {
+        let h = task.header();
+        if h.state.get() != State::Scheduled {
+            return;
+        }
+        let mut slot = h.generator.borrow_mut();
+        let Some(generator) = slot.as_mut() else {
+            return;
+        };
+        if !generator.is_started() && h.interrupt.get() == Some(Interrupt::Cancel) {
+            // Cancelled before its first step: it never runs.
+            let generator = slot.take();
+            drop(slot);
+            drop(generator);
+            h.outcome.set(Outcome::Cancelled);
+            task.set_cancelled();
+            self.finish(&task);
+            return;
+        }
+        h.state.set(State::Running);
+        self.current.set(Some(task.clone()));
+        let complete = generator.resume(()).complete().is_some();
+        self.current.set(None);
+        if complete {
+            let generator = slot.take();
+            drop(slot);
+            drop(generator);
+            self.finish(&task);
+        }
+    }
+
+    /// Marks a task done and wakes what waits on it, in registration order.
+    fn finish(&self, task: &TaskRef) {
+        let h = task.header();
+        h.state.set(State::Done);
+        h.interrupt.set(None);
+        *h.wait.borrow_mut() = Wait::Nothing;
+        self.unregister(task);
+        let waiters = std::mem::take(&mut *h.waiters.borrow_mut());
+        for w in waiters {
+            match w {
+                Waiter::Wake(waker) => waker.wake(),
+                Waiter::Callback(cb) => self.call_soon_boxed(cb),
+            }
+        }
+        if h.outcome.get() == Outcome::Panicked && h.handles.get() == 0 {
+            // No handle can join it any more; report it unless a done
+            // callback (they run first, from the queue) takes the result.
+            let task = task.clone();
+            self.call_soon_boxed(Box::new(move || {
+                let h = task.header();
+                if h.handles.get() == 0 {
+                    report_unretrieved_panic(h);
+                }
+            }));
+        }
+    }
+
+    /// The Go-style "all tasks are asleep" report.
+    pub(crate) fn deadlock_report(&self, who: &str) -> String {
+        let mut msg = format!(
+            "bucle: deadlock: {who} is waiting, but no task is ready, no timer is pending and \
+             nothing outside the loop can wake a task. Blocked tasks:"
+        );
+        let tasks = self.tasks.borrow();
+        let mut blocked: Vec<_> = tasks.iter().flatten().collect();
+        blocked.sort_by_key(|t| t.header().id);
+        for t in blocked {
+            let h = t.header();
+            msg.push_str(&format!(
+                "\n  {} waits on {}",
+                h.describe(),
+                h.wait.borrow().describe()
+            ));
+        }
+        msg
+    }
+
+    /// Requests cancellation of every task not yet done (asyncio.run's
+    /// `_cancel_all_tasks`).
+    pub(crate) fn cancel_all(&self) {
+        let all: Vec<TaskRef> = self.tasks.borrow().iter().flatten().cloned().collect();
+        for t in all {
+            cancel_task(&t);
+        }
+    }
+
+    /// Drops every remaining task's generator (unwinding its stack), and
+    /// clears the queues. Called by `EventLoop::close`.
+    pub(crate) fn close(&self) {
+        loop {
+            let all: Vec<TaskRef> = self.tasks.borrow().iter().flatten().cloned().collect();
+            let pending = self.ready.borrow_mut().drain(..).collect::<Vec<_>>();
+            self.timers.clear();
+            if all.is_empty() && pending.is_empty() {
+                break;
+            }
+            drop(pending);
+            for t in all {
+                let h = t.header();
+                h.closing.set(true);
+                let generator = h.generator.borrow_mut().take();
+                drop(generator);
+                h.state.set(State::Done);
+                h.outcome.set(Outcome::Cancelled);
+                *h.wait.borrow_mut() = Wait::Nothing;
+                h.waiters.borrow_mut().clear();
+                t.set_cancelled();
+                self.unregister(&t);
+            }
+        }
+        self.closed.set(true);
+    }
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("running", &self.running.get())
+            .field("closed", &self.closed.get())
+            .field("ready", &self.ready.borrow().len())
+            .field("tasks", &self.live_tasks.get())
+            .finish()
+    }
+}
+
+// -------------------------------------------------------------------------
+// Suspension, from inside a task.
+
+/// Starts a new suspension of `me` and returns the waker for it. Register
+/// the waker wherever the wake-up will come from, then [`park`].
+pub(crate) fn prepare_wait(me: &TaskRef) -> Waker {
+    let h = me.header();
+    let seq = h.wait_seq.get() + 1;
+    h.wait_seq.set(seq);
+    Waker {
+        task: me.clone(),
+        seq,
+    }
+}
+
+/// Suspends the current task `me` until woken, recording `wait`. On
+/// resumption, performs any pending interrupt (by unwinding).
+pub(crate) fn park(core: &Core, me: &TaskRef, wait: Wait, what: &str) {
+    let h = me.header();
+    *h.wait.borrow_mut() = wait;
+    h.state.set(State::Waiting);
+    if h.interrupt.get().is_some() {
+        // Cancelled while running: cancel what it now waits on, as asyncio
+        // does when a task with `_must_cancel` awaits.
+        interrupt_wait(core, me);
+    }
+    suspend(me, what);
+}
+
+/// Puts the current task at the back of the ready queue and suspends it.
+pub(crate) fn yield_task(core: &Core, me: &TaskRef, what: &str) {
+    core.schedule(me.clone());
+    suspend(me, what);
+}
+
+fn suspend(me: &TaskRef, what: &str) {
+    let h = me.header();
+    if h.yielder.suspend(()).is_err() {
+        panic!(
+            "{what} was called on the stack of a generator nested inside a task; only code \
+             running on the task's own stack can suspend it. Yield the value out of the nested \
+             generator and wait in the task instead"
+        );
+    }
+    // Resumed by the loop (state is `Running` again).
+    if let Some(interrupt) = h.interrupt.take() {
+        match interrupt {
+            Interrupt::Cancel => panic::resume_unwind(Box::new(CancelledUnwind)),
+            Interrupt::Scope(id) => panic::resume_unwind(Box::new(ScopeUnwind(id))),
+        }
+    }
+}
+
+/// Makes a waiting task give up its wait: cancels what it waits on where
+/// asyncio would, else wakes it now.
+fn interrupt_wait(core: &Core, task: &TaskRef) {
+    let h = task.header();
+    if h.state.get() != State::Waiting {
+        return;
+    }
+    let wait = h.wait.borrow().clone();
+    match wait {
+        Wait::Nothing => {}
+        Wait::Join(other) => {
+            cancel_task(&other);
+        }
+        Wait::Future { future, .. } => {
+            if !future.cancel_for_waiter() && h.state.get() == State::Waiting {
+                core.schedule(task.clone());
+            }
+        }
+        Wait::Shield(_) | Wait::Sleep(_) => core.schedule(task.clone()),
+    }
+}
+
+/// `Task::cancel`: request an unwind to the task boundary.
+pub(crate) fn cancel_task(task: &TaskRef) -> bool {
+    let h = task.header();
+    if h.state.get() == State::Done {
+        return false;
+    }
+    h.interrupt.set(Some(Interrupt::Cancel));
+    if h.state.get() == State::Waiting {
+        if let Some(core) = h.core() {
+            interrupt_wait(&core, task);
+        }
+    }
+    true
+}
+
+/// A scope's timer or abort fired: unwind `task` to scope `scope`, if that
+/// scope is still open and nothing else is already pending.
+pub(crate) fn fire_scope(task: &TaskRef, scope: u64) {
+    let h = task.header();
+    if h.state.get() == State::Done {
+        return;
+    }
+    let scopes = h.scopes.borrow();
+    let Some(depth) = scopes.iter().position(|&s| s == scope) else {
+        return;
+    };
+    match h.interrupt.get() {
+        // A cancellation unwinds past every scope anyway.
+        Some(Interrupt::Cancel) => return,
+        // Unwinding to the outer of two fired scopes passes through the
+        // inner one, so the outer one is what is reported (as asyncio does
+        // when two timeouts cancel the task before it runs).
+        Some(Interrupt::Scope(pending)) => {
+            let pending_depth = scopes.iter().position(|&s| s == pending);
+            if pending_depth.is_some_and(|d| d <= depth) {
+                return;
+            }
+        }
+        None => {}
+    }
+    drop(scopes);
+    h.interrupt.set(Some(Interrupt::Scope(scope)));
+    if h.state.get() == State::Waiting {
+        if let Some(core) = h.core() {
+            interrupt_wait(&core, task);
+        }
+    }
+}
+
+/// Reports a panic that no one will retrieve, once.
+pub(crate) fn report_unretrieved_panic(h: &crate::runtime::task::Header) {
+    if h.panic_seen.replace(true) {
+        return;
+    }
+    let msg = h.panic_message.borrow().clone().unwrap_or_default();
+    let ctx = ExceptionContext {
+        message: format!(
+            "{} panicked and its result was never retrieved: {msg}",
+            h.describe()
+        ),
+        task: Some(h.id),
+        task_name: Some(h.name()),
+        panic: Some(msg),
+    };
+    match h.core() {
+        Some(core) => core.report(&ctx),
+        None => eprintln!("bucle: {}", ctx.message),
+    }
+}
+
+// -------------------------------------------------------------------------
+// Callback handles.
+
+/// A scheduled callback; see [`Handle`](crate::Handle).
+pub(crate) struct HandleInner {
+    /// The callback until it runs or is cancelled.
+    callback: RefCell<Option<Box<dyn FnOnce()>>>,
+    cancelled: Cell<bool>,
+    /// The loop time it is due, for timer handles.
+    pub(crate) when: Option<Duration>,
+}
+
+impl HandleInner {
+    pub(crate) fn new(f: Box<dyn FnOnce()>, when: Option<Duration>) -> Rc<Self> {
+        Rc::new(HandleInner {
+            callback: RefCell::new(Some(f)),
+            cancelled: Cell::new(false),
+            when,
+        })
+    }
+
+    fn take(&self) -> Option<Box<dyn FnOnce()>> {
+        self.callback.borrow_mut().take()
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.get()
+    }
+
+    /// Whether it is neither run nor cancelled.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.callback.borrow().is_some()
+    }
+
+    pub(crate) fn cancel(&self) -> bool {
+        let pending = self.take().is_some();
+        if pending {
+            self.cancelled.set(true);
+        }
+        pending
+    }
+}

@@ -1,0 +1,470 @@
+#![doc = include_str!("../../docs/03-awaitables.md")]
+
+pub(crate) mod core;
+pub(crate) mod task;
+
+use std::fmt;
+use std::io;
+use std::panic;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use self::core::{Core, Enter, ExceptionContext, HandleInner, Options, Runnable};
+pub use self::task::{AnyTask, JoinError, Task, TaskBuilder, TaskId};
+use crate::stack::DEFAULT_STACK_SIZE;
+use crate::timer::TimerAction;
+
+/// An event loop: asyncio's `asyncio.new_event_loop()`.
+///
+/// Most programs use [`run`]; build a loop by hand to reuse it for several
+/// `run_until_complete` calls, to run it forever, or to choose options
+/// ([`EventLoop::builder`]).
+///
+/// ```
+/// let lp = bucle::EventLoop::new();
+/// assert_eq!(lp.run_until_complete(|| 1 + 1), 2);
+/// assert_eq!(lp.run_until_complete(|| "again"), "again");
+/// lp.close();
+/// assert!(lp.is_closed());
+/// ```
+///
+/// Dropping a loop closes it.
+pub struct EventLoop {
+    core: Rc<Core>,
+}
+
+/// Options for a new [`EventLoop`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let lp = bucle::EventLoop::builder()
+///     .stack_size(64 * 1024)
+///     .seed(7)
+///     .virtual_time()
+///     .build();
+/// let slept = lp.run_until_complete(|| {
+///     bucle::sleep(Duration::from_secs(3600)); // an hour, instantly
+///     bucle::time()
+/// });
+/// assert_eq!(slept, Duration::from_secs(3600));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    opts: Options,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            opts: Options {
+                stack_size: DEFAULT_STACK_SIZE,
+                seed: None,
+                virtual_time: false,
+            },
+        }
+    }
+}
+
+impl Builder {
+    /// The default options: [`DEFAULT_STACK_SIZE`] stacks, strict FIFO order,
+    /// the real clock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The stack size, in usable bytes, of each task spawned on this loop
+    /// (unless [`TaskBuilder::stack_size`] says otherwise).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.opts.stack_size = bytes;
+        self
+    }
+
+    /// Seeded mode: each tick's batch of ready work is shuffled by a PRNG
+    /// seeded with `seed`, reproducibly, to expose code that relies on an
+    /// order asyncio does not promise. The default is strict FIFO.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.opts.seed = Some(seed);
+        self
+    }
+
+    /// The virtual clock: time stands still while anything is ready, and
+    /// jumps straight to the next timer when nothing is. Programs that sleep
+    /// for hours finish at once, in the same order as on the real clock.
+    pub fn virtual_time(mut self) -> Self {
+        self.opts.virtual_time = true;
+        self
+    }
+
+    /// Builds the loop.
+    pub fn build(self) -> EventLoop {
+        EventLoop {
+            core: Core::new(self.opts),
+        }
+    }
+}
+
+impl Default for EventLoop {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventLoop {
+    /// A loop with the default options.
+    pub fn new() -> Self {
+        Builder::new().build()
+    }
+
+    /// Options for a new loop.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    fn check_open(&self, what: &str) {
+        if self.core.closed.get() {
+            panic!("{what}: the event loop is closed; create a new one");
+        }
+    }
+
+    /// Runs `main` as the main task until it completes and returns its value:
+    /// `loop.run_until_complete(main())`.
+    ///
+    /// Other tasks run along; those still pending when `main` returns stay
+    /// pending (they run again if the loop runs again). As in asyncio, the
+    /// loop stops one tick after `main` finishes, so tasks already ready get
+    /// that step.
+    ///
+    /// # Panics
+    ///
+    /// A panic in `main` propagates out of this call. Also panics if a loop
+    /// is already running on this thread, if the loop is closed, if
+    /// [`stop`] is called before `main` completes, if `main` is cancelled,
+    /// and on deadlock: when `main` waits and nothing can ever wake it, the
+    /// message lists each blocked task and what it waits on.
+    pub fn run_until_complete<T: 'static>(&self, main: impl FnOnce() -> T + 'static) -> T {
+        let what = "EventLoop::run_until_complete";
+        self.check_open(what);
+        let main = TaskBuilder::new().spawn_on(&self.core, main);
+        let weak = Rc::downgrade(&self.core);
+        main.on_done(Box::new(move || {
+            if let Some(core) = weak.upgrade() {
+                core.stop();
+            }
+        }));
+        self.run_loop(what, "the main task");
+        if !main.is_done() {
+            panic!("{what}: the loop was stopped before the main task completed");
+        }
+        match main.take_result() {
+            Some(Ok(value)) => value,
+            Some(Err(JoinError::Panicked(msg))) => panic::resume_unwind(Box::new(msg)),
+            Some(Err(JoinError::Cancelled)) => panic!("{what}: the main task was cancelled"),
+            None => unreachable!("the main task's result is only taken here"),
+        }
+    }
+
+    /// Runs the loop until [`stop`] is called: `loop.run_forever()`.
+    ///
+    /// # Panics
+    ///
+    /// If a loop is already running on this thread, if the loop is closed,
+    /// or when nothing is left that could ever make progress (no ready task,
+    /// no timer, no I/O) and `stop` was never called: rather than hang
+    /// forever, it reports the blocked tasks.
+    pub fn run_forever(&self) {
+        let what = "EventLoop::run_forever";
+        self.check_open(what);
+        self.run_loop(what, "run_forever");
+    }
+
+    fn run_loop(&self, what: &str, who: &str) {
+        let _enter = Enter::new(&self.core, what);
+        struct Running<'a>(&'a Core);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.running.set(false);
+            }
+        }
+        self.core.running.set(true);
+        let _running = Running(&self.core);
+        loop {
+            self.core.run_once(who);
+            if self.core.take_stop() {
+                break;
+            }
+        }
+    }
+
+    /// Cancels every pending task and runs the loop until they have all
+    /// finished unwinding: what `asyncio.run` does after `main` returns.
+    pub fn shutdown(&self) {
+        let what = "EventLoop::shutdown";
+        self.check_open(what);
+        self.core.cancel_all();
+        if self.core.live_tasks() == 0 {
+            return;
+        }
+        let _enter = Enter::new(&self.core, what);
+        while self.core.live_tasks() > 0 {
+            self.core.run_once("shutdown");
+        }
+        self.core.take_stop();
+    }
+
+    /// Asks the loop to stop after the current tick: `loop.stop()`.
+    pub fn stop(&self) {
+        self.core.stop();
+    }
+
+    /// Whether a `run_*` call is driving the loop right now.
+    pub fn is_running(&self) -> bool {
+        self.core.running.get()
+    }
+
+    /// Closes the loop: every task still pending is dropped, unwinding its
+    /// stack (destructors run), and the loop cannot run again. Idempotent.
+    ///
+    /// # Panics
+    ///
+    /// If the loop is running.
+    pub fn close(&self) {
+        if self.core.running.get() {
+            panic!("EventLoop::close: cannot close a running event loop; call stop() first");
+        }
+        if self.core.closed.get() {
+            return;
+        }
+        let enter = core::try_running().is_none().then(|| Enter::new(&self.core, "close"));
+        self.core.close();
+        drop(enter);
+    }
+
+    /// Whether the loop has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.closed.get()
+    }
+
+    /// Spawns a task on this loop (running or not): `loop.create_task`.
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed or no stack can be had.
+    pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Task<T> {
+        self.check_open("EventLoop::spawn");
+        TaskBuilder::new().spawn_on(&self.core, f)
+    }
+
+    /// Like [`EventLoop::spawn`], reporting a stack that cannot be had.
+    ///
+    /// # Errors
+    ///
+    /// See [`try_spawn`].
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed.
+    pub fn try_spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> io::Result<Task<T>> {
+        self.check_open("EventLoop::try_spawn");
+        TaskBuilder::new().try_spawn_on(&self.core, f)
+    }
+
+    /// Schedules `callback` for the next tick: `loop.call_soon`.
+    pub fn call_soon(&self, callback: impl FnOnce() + 'static) -> Handle {
+        Handle::soon(&self.core, Box::new(callback))
+    }
+
+    /// Schedules `callback` after `delay` of loop time: `loop.call_later`.
+    pub fn call_later(&self, delay: Duration, callback: impl FnOnce() + 'static) -> Handle {
+        let when = self.core.clock.now().saturating_add(delay);
+        Handle::timer(&self.core, when, Box::new(callback))
+    }
+
+    /// The loop clock (see [`time`](crate::time)).
+    pub fn time(&self) -> Duration {
+        self.core.clock.now()
+    }
+
+    /// Replaces the handler for problems nobody else will see: panics in
+    /// tasks whose result is never retrieved, panics in callbacks.
+    /// asyncio's `loop.set_exception_handler`. The default prints one line
+    /// on stderr.
+    pub fn set_exception_handler(&self, handler: impl Fn(&ExceptionContext) + 'static) {
+        self.core.set_exception_handler(Some(Rc::new(handler)));
+    }
+
+    /// Restores the default exception handler.
+    pub fn clear_exception_handler(&self) {
+        self.core.set_exception_handler(None);
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        if !self.core.running.get() {
+            self.close();
+        }
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+/// Runs `main` on a new event loop and returns its value: `asyncio.run`.
+///
+/// When `main` returns, every task still pending is cancelled and given the
+/// chance to unwind, then the loop is closed.
+///
+/// ```
+/// let answer = bucle::run(|| {
+///     let t = bucle::spawn(|| 21);
+///     t.join().unwrap() * 2
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+///
+/// # Panics
+///
+/// As [`EventLoop::run_until_complete`]: a panic in `main` propagates, a
+/// deadlock is reported, and calling `run` inside a running loop is refused.
+pub fn run<T: 'static>(main: impl FnOnce() -> T + 'static) -> T {
+    let lp = EventLoop::new();
+    let out = lp.run_until_complete(main);
+    lp.shutdown();
+    lp.close();
+    out
+}
+
+/// Spawns `f` as a new task on the running loop: `asyncio.create_task`.
+///
+/// The task is appended to the back of the ready queue; it first runs
+/// after the spawner suspends. Dropping the returned handle detaches the
+/// task; it keeps running.
+///
+/// # Panics
+///
+/// Outside a running loop, or if no stack can be had (see [`try_spawn`]).
+pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> Task<T> {
+    TaskBuilder::new().spawn(f)
+}
+
+/// Like [`spawn`], reporting a stack that cannot be had.
+///
+/// # Errors
+///
+/// When the OS refuses another stack mapping, typically at
+/// `vm.max_map_count` (about 32 000 live tasks by default); the message
+/// names the limit and the fix.
+///
+/// # Panics
+///
+/// Outside a running loop.
+pub fn try_spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> io::Result<Task<T>> {
+    TaskBuilder::new().try_spawn(f)
+}
+
+/// Moves the current task to the back of the ready queue and lets the
+/// others run: `await asyncio.sleep(0)`.
+///
+/// # Panics
+///
+/// Outside a task of a running loop. If the task has been cancelled, it
+/// unwinds instead of returning.
+pub fn yield_now() {
+    let what = "bucle::yield_now";
+    let core = core::running(what);
+    let me = core.current_task(what);
+    core::yield_task(&core, &me, what);
+}
+
+/// The task running now, or `None` in a callback: `asyncio.current_task()`.
+///
+/// # Panics
+///
+/// Outside a running loop.
+pub fn current_task() -> Option<AnyTask> {
+    core::running("bucle::current_task")
+        .try_current_task()
+        .map(AnyTask::new)
+}
+
+/// Schedules `callback` to run in the next tick: `loop.call_soon`.
+///
+/// # Panics
+///
+/// Outside a running loop.
+pub fn call_soon(callback: impl FnOnce() + 'static) -> Handle {
+    Handle::soon(&core::running("bucle::call_soon"), Box::new(callback))
+}
+
+/// Asks the running loop to stop after the current tick: `loop.stop()`.
+///
+/// # Panics
+///
+/// Outside a running loop.
+pub fn stop() {
+    core::running("bucle::stop").stop();
+}
+
+/// A scheduled callback (from `call_soon`, `call_later`, `call_at`) that can
+/// be cancelled: asyncio's `Handle` / `TimerHandle`.
+pub struct Handle {
+    inner: Rc<HandleInner>,
+    /// For timer handles: the loop whose heap holds it.
+    timers_of: Option<Weak<Core>>,
+}
+
+impl Handle {
+    fn soon(core: &Core, f: Box<dyn FnOnce()>) -> Handle {
+        let inner = HandleInner::new(f, None);
+        core.push_ready(Runnable::Handle(inner.clone()));
+        Handle {
+            inner,
+            timers_of: None,
+        }
+    }
+
+    pub(crate) fn timer(core: &Rc<Core>, when: Duration, f: Box<dyn FnOnce()>) -> Handle {
+        let inner = HandleInner::new(f, Some(when));
+        core.timers.push(when, TimerAction::Call(inner.clone()));
+        Handle {
+            inner,
+            timers_of: Some(Rc::downgrade(core)),
+        }
+    }
+
+    /// Cancels the callback if it has not run yet; returns whether it was
+    /// still pending.
+    pub fn cancel(&self) -> bool {
+        let was_pending = self.inner.cancel();
+        if was_pending {
+            if let Some(core) = self.timers_of.as_ref().and_then(Weak::upgrade) {
+                core.timers.note_dead();
+            }
+        }
+        was_pending
+    }
+
+    /// Whether [`Handle::cancel`] cancelled it.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.is_cancelled()
+    }
+
+    /// For `call_later`/`call_at` handles, the loop time it is due.
+    pub fn when(&self) -> Option<Duration> {
+        self.inner.when
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("when", &self.inner.when)
+            .field("cancelled", &self.inner.is_cancelled())
+            .field("pending", &self.inner.is_pending())
+            .finish()
+    }
+}

@@ -1,0 +1,639 @@
+//! Tasks: a generator on the loop's ready queue, plus the slot for its result.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+
+use crate::generator::{Generator, Yielder, YielderSlot};
+use crate::runtime::core::{self, Core, Wait};
+
+/// A task's identity, unique within its thread for the life of the process.
+///
+/// Displays as asyncio's default task names do: `Task-1`, `Task-2`, …
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub(crate) u64);
+
+impl TaskId {
+    /// The number inside the id.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Task-{}", self.0)
+    }
+}
+
+thread_local! {
+    static NEXT_TASK_ID: Cell<u64> = const { Cell::new(1) };
+}
+
+fn next_task_id() -> TaskId {
+    NEXT_TASK_ID.with(|n| {
+        let id = n.get();
+        n.set(id + 1);
+        TaskId(id)
+    })
+}
+
+/// Why [`Task::join`] has no value to give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinError {
+    /// The task was cancelled ([`Task::cancel`]) before it finished:
+    /// asyncio's `CancelledError`.
+    Cancelled,
+    /// The task panicked; the panic message is kept.
+    Panicked(String),
+}
+
+impl JoinError {
+    /// Whether this is [`JoinError::Cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
+    }
+
+    /// Whether this is [`JoinError::Panicked`].
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked(_))
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Cancelled => f.write_str("task was cancelled"),
+            JoinError::Panicked(msg) => write!(f, "task panicked: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Where a task is in its life. Transitions:
+/// `Scheduled → Running → (Scheduled | Waiting | Done)`,
+/// `Waiting → Scheduled` (woken), `Scheduled → Done` (cancelled before its
+/// first step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// In the ready queue exactly once.
+    Scheduled,
+    /// Its generator is being resumed right now; it is the loop's current task.
+    Running,
+    /// Suspended; not in the ready queue. Only a [`Waker`] for its current
+    /// `wait_seq` (or an interrupt) puts it back.
+    Waiting,
+    /// Finished: its result slot is filled (until taken) and its generator
+    /// dropped.
+    Done,
+}
+
+/// How a task ended, kept after the result itself has been taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Pending,
+    Returned,
+    Cancelled,
+    Panicked,
+}
+
+/// An unwind a task must perform at its next resumption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interrupt {
+    /// `cancel()` was called: unwind to the task boundary.
+    Cancel,
+    /// A scope (timeout or task group) fired: unwind to that scope.
+    Scope(u64),
+}
+
+/// Unwind payload of a cancellation. Private: only the task boundary
+/// recognises it.
+pub(crate) struct CancelledUnwind;
+
+/// Unwind payload of a fired scope; the scope with this id catches it.
+pub(crate) struct ScopeUnwind(pub(crate) u64);
+
+/// Something to run when a task or future finishes: wake a task, or call a
+/// callback (scheduled through the ready queue, as asyncio's `call_soon`).
+pub(crate) enum Waiter {
+    Wake(Waker),
+    Callback(Box<dyn FnOnce()>),
+}
+
+/// The non-generic part of every task.
+pub(crate) struct Header {
+    pub(crate) id: TaskId,
+    pub(crate) name: Option<Box<str>>,
+    /// See [`State`].
+    pub(crate) state: Cell<State>,
+    pub(crate) outcome: Cell<Outcome>,
+    /// Incremented at every suspension; a [`Waker`] is valid only for the
+    /// suspension it was made for. Never decreases.
+    pub(crate) wait_seq: Cell<u64>,
+    /// What the task is waiting on while `Waiting` (and for the deadlock
+    /// report); `Wait::Nothing` otherwise.
+    pub(crate) wait: RefCell<Wait>,
+    /// An unwind requested while the task was not running; taken and
+    /// performed when it next resumes. A cancel overrides a scope; a scope
+    /// does not override anything (the first scope to fire is reported).
+    pub(crate) interrupt: Cell<Option<Interrupt>>,
+    /// The coroutine. `Some` from spawn until the task is done (or the loop
+    /// closes); taken out only by the loop.
+    pub(crate) generator: RefCell<Option<Generator<(), (), ()>>>,
+    /// Where the body publishes its yielder, so `park` can suspend it.
+    pub(crate) yielder: YielderSlot<(), ()>,
+    /// Tasks joining this one and done callbacks, in registration order.
+    pub(crate) waiters: RefCell<Vec<Waiter>>,
+    /// Live `Task<T>` handles; when it drops to zero on an unretrieved panic,
+    /// the panic is reported.
+    pub(crate) handles: Cell<u32>,
+    /// Whether a panic has been retrieved (joined) or already reported.
+    pub(crate) panic_seen: Cell<bool>,
+    /// The panic message, if the task panicked (for the report).
+    pub(crate) panic_message: RefCell<Option<String>>,
+    /// Set while the loop drops the generator at close: unwinds then are the
+    /// generator's own forced unwind, and must pass through the body.
+    pub(crate) closing: Cell<bool>,
+    /// Index in the loop's task table (see `Core::tasks`).
+    pub(crate) slot_index: Cell<usize>,
+    /// The loop the task belongs to (weak: the loop owns its tasks).
+    pub(crate) core: Weak<Core>,
+    /// Open scopes (timeouts, task groups) on this task's stack, innermost
+    /// last. A scope's timer or abort only interrupts if it is still here.
+    pub(crate) scopes: RefCell<Vec<u64>>,
+}
+
+impl Header {
+    /// The task's loop, unless it has been dropped.
+    pub(crate) fn core(&self) -> Option<Rc<Core>> {
+        self.core.upgrade()
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{} '{}'", self.id, name),
+            None => format!("{}", self.id),
+        }
+    }
+
+    pub(crate) fn name(&self) -> String {
+        match &self.name {
+            Some(name) => name.to_string(),
+            None => self.id.to_string(),
+        }
+    }
+}
+
+/// The loop's view of a task, erasing its result type.
+pub(crate) trait RawTask {
+    fn header(&self) -> &Header;
+    /// Fills the result slot with `Err(JoinError::Cancelled)` for a task
+    /// cancelled before its body ever ran.
+    fn set_cancelled(&self);
+}
+
+/// A reference-counted, type-erased task.
+pub(crate) type TaskRef = Rc<dyn RawTask>;
+
+/// A task with its typed result slot.
+pub(crate) struct TaskCell<T> {
+    pub(crate) header: Header,
+    /// `Some` once the task is done, until a join or `take_result` takes it.
+    pub(crate) result: RefCell<Option<Result<T, JoinError>>>,
+}
+
+impl<T> RawTask for TaskCell<T> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+    fn set_cancelled(&self) {
+        *self.result.borrow_mut() = Some(Err(JoinError::Cancelled));
+    }
+}
+
+/// A one-shot right to wake a task from one particular suspension.
+#[derive(Clone)]
+pub(crate) struct Waker {
+    pub(crate) task: TaskRef,
+    pub(crate) seq: u64,
+}
+
+impl Waker {
+    /// Whether the task is still in the suspension this waker was made for.
+    pub(crate) fn is_current(&self) -> bool {
+        let h = self.task.header();
+        h.state.get() == State::Waiting && h.wait_seq.get() == self.seq
+    }
+
+    /// Appends the task to the ready queue if it still waits in the
+    /// suspension this waker was made for; otherwise does nothing.
+    pub(crate) fn wake(&self) {
+        if self.is_current() {
+            if let Some(core) = self.task.header().core() {
+                core.schedule(self.task.clone());
+            }
+        }
+    }
+}
+
+/// A handle to a spawned task: `asyncio.Task`.
+///
+/// Dropping the handle detaches the task: it keeps running. [`join`]
+/// waits for its result.
+///
+/// [`join`]: Task::join
+pub struct Task<T> {
+    cell: Rc<TaskCell<T>>,
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = &self.cell.header;
+        f.debug_struct("Task")
+            .field("id", &h.id)
+            .field("name", &h.name())
+            .field("state", &h.state.get())
+            .finish()
+    }
+}
+
+impl<T: 'static> Task<T> {
+    /// Waits until the task finishes and returns its value: `await task`.
+    ///
+    /// Returns at once, without suspending, if the task already finished.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::Cancelled`] if the task was cancelled,
+    /// [`JoinError::Panicked`] if it panicked.
+    ///
+    /// # Panics
+    ///
+    /// Outside a task of a running loop; when a task joins itself. If the
+    /// joining task is cancelled while it waits, the joined task is
+    /// cancelled too (asyncio's rule), and `join` unwinds the joining task
+    /// once the joined one has finished.
+    pub fn join(self) -> Result<T, JoinError> {
+        self.wait_done("bucle::Task::join", true);
+        self.take_finished()
+    }
+
+    /// Waits for the task without letting a cancellation of the waiting
+    /// task reach it: see [`shield`](crate::shield).
+    pub(crate) fn join_shielded(self) -> Result<T, JoinError> {
+        self.wait_done("bucle::shield", false);
+        self.take_finished()
+    }
+
+    fn take_finished(self) -> Result<T, JoinError> {
+        self.take_result()
+            .expect("a finished task's result was already taken (take_result)")
+    }
+
+    /// Suspends the current task until this one is done.
+    fn wait_done(&self, what: &'static str, propagate_cancel: bool) {
+        if self.is_done() {
+            return;
+        }
+        let core = core::running(what);
+        let me = core.current_task(what);
+        if Rc::ptr_eq(&(self.cell.clone() as TaskRef), &me) {
+            panic!("{what}: a task cannot join itself; it would wait forever");
+        }
+        let waker = core::prepare_wait(&me);
+        self.cell
+            .header
+            .waiters
+            .borrow_mut()
+            .push(Waiter::Wake(waker));
+        let target: TaskRef = self.cell.clone();
+        let wait = if propagate_cancel {
+            Wait::Join(target)
+        } else {
+            Wait::Shield(target)
+        };
+        core::park(&core, &me, wait, what);
+    }
+}
+
+impl<T: 'static> Task<T> {
+    pub(crate) fn from_cell(cell: Rc<TaskCell<T>>) -> Self {
+        cell.header.handles.set(cell.header.handles.get() + 1);
+        Task { cell }
+    }
+
+    /// Takes the result of a finished task without waiting: `Some` once,
+    /// after the task is done; `None` while it runs or once taken.
+    pub fn take_result(&self) -> Option<Result<T, JoinError>> {
+        let r = self.cell.result.borrow_mut().take();
+        if r.is_some() {
+            self.cell.header.panic_seen.set(true);
+        }
+        r
+    }
+
+    /// Requests cancellation: the task unwinds from its current (or next)
+    /// suspension point, running destructors, and its result becomes
+    /// [`JoinError::Cancelled`]. A task cancelled before it ever ran never
+    /// runs. If it is waiting on another task or a future, that is
+    /// cancelled too (unless it waits through [`shield`](crate::shield)).
+    ///
+    /// Returns `false` if the task had already finished.
+    pub fn cancel(&self) -> bool {
+        core::cancel_task(&(self.cell.clone() as TaskRef))
+    }
+
+    /// Whether the task has finished (returned, panicked or was cancelled).
+    pub fn is_done(&self) -> bool {
+        self.cell.header.state.get() == State::Done
+    }
+
+    /// Whether the task finished by being cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cell.header.outcome.get() == Outcome::Cancelled
+    }
+
+    /// Whether the task finished by panicking.
+    pub fn is_panicked(&self) -> bool {
+        self.cell.header.outcome.get() == Outcome::Panicked
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.cell.header.id
+    }
+
+    /// The task's name: the one given to [`TaskBuilder::name`], or its id
+    /// (`Task-N`) as asyncio names tasks.
+    pub fn name(&self) -> String {
+        self.cell.header.name()
+    }
+
+    /// Registers `callback` to run once the task is done, with the task as
+    /// argument. Callbacks and joining tasks are woken in the order they
+    /// registered, through the ready queue; if the task is already done, the
+    /// callback is scheduled right away.
+    ///
+    /// # Panics
+    ///
+    /// If the task is already done and no loop is running on this thread.
+    pub fn add_done_callback(&self, callback: impl FnOnce(&Task<T>) + 'static) {
+        let cell = self.cell.clone();
+        let cb = Box::new(move || callback(&Task::from_cell(cell)));
+        if self.is_done() {
+            core::running("bucle::Task::add_done_callback").call_soon_boxed(cb);
+        } else {
+            self.cell
+                .header
+                .waiters
+                .borrow_mut()
+                .push(Waiter::Callback(cb));
+        }
+    }
+
+    /// Runs `f` (through the ready queue) when the task is done, without
+    /// handing it the task.
+    pub(crate) fn on_done(&self, f: Box<dyn FnOnce()>) {
+        if self.is_done() {
+            if let Some(core) = self.cell.header.core() {
+                core.call_soon_boxed(f);
+            }
+        } else {
+            self.cell.header.waiters.borrow_mut().push(Waiter::Callback(f));
+        }
+    }
+
+    /// A type-erased handle to the same task.
+    pub fn as_any(&self) -> AnyTask {
+        AnyTask {
+            task: self.cell.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        let h = &self.cell.header;
+        h.handles.set(h.handles.get() - 1);
+        if h.handles.get() == 0 && h.outcome.get() == Outcome::Panicked {
+            core::report_unretrieved_panic(h);
+        }
+    }
+}
+
+/// A type-erased handle to a task, as returned by
+/// [`current_task`](crate::current_task): everything but the result.
+#[derive(Clone)]
+pub struct AnyTask {
+    task: TaskRef,
+}
+
+impl AnyTask {
+    pub(crate) fn new(task: TaskRef) -> Self {
+        AnyTask { task }
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.task.header().id
+    }
+
+    /// The task's name (see [`Task::name`]).
+    pub fn name(&self) -> String {
+        self.task.header().name()
+    }
+
+    /// Requests cancellation; see [`Task::cancel`].
+    pub fn cancel(&self) -> bool {
+        core::cancel_task(&self.task)
+    }
+
+    /// Whether the task has finished.
+    pub fn is_done(&self) -> bool {
+        self.task.header().state.get() == State::Done
+    }
+
+    /// Whether the task finished by being cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.task.header().outcome.get() == Outcome::Cancelled
+    }
+
+    /// Whether a cancellation has been requested and not yet delivered.
+    pub fn is_cancelling(&self) -> bool {
+        self.task.header().interrupt.get() == Some(Interrupt::Cancel)
+    }
+}
+
+impl fmt::Debug for AnyTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = self.task.header();
+        f.debug_struct("AnyTask")
+            .field("id", &h.id)
+            .field("name", &h.name())
+            .field("state", &h.state.get())
+            .finish()
+    }
+}
+
+impl PartialEq for AnyTask {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+impl Eq for AnyTask {}
+
+/// Options for spawning one task: its name and stack size.
+///
+/// ```
+/// bucle::run(|| {
+///     let t = bucle::TaskBuilder::new().name("worker").spawn(|| 6 * 7);
+///     assert_eq!(t.name(), "worker");
+///     assert_eq!(t.join(), Ok(42));
+/// });
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct TaskBuilder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl TaskBuilder {
+    /// Default options: named `Task-N`, the loop's stack size.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the task (see [`Task::name`]).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Gives the task a stack of `bytes` usable bytes instead of the loop's
+    /// default ([`Builder::stack_size`](crate::Builder::stack_size)).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns `f` on the running loop; see [`spawn`](crate::spawn).
+    ///
+    /// # Panics
+    ///
+    /// Outside a running loop, or if no stack can be had (see
+    /// [`TaskBuilder::try_spawn`]).
+    pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> Task<T> {
+        let core = core::running("bucle::spawn");
+        self.spawn_on(&core, f)
+    }
+
+    /// Spawns `f` on the running loop, reporting a stack that cannot be had.
+    ///
+    /// # Errors
+    ///
+    /// When no stack can be mapped: the message names `vm.max_map_count`,
+    /// the limit on live stacks, and the fix.
+    ///
+    /// # Panics
+    ///
+    /// Outside a running loop.
+    pub fn try_spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<Task<T>> {
+        let core = core::running("bucle::try_spawn");
+        self.try_spawn_on(&core, f)
+    }
+
+    pub(crate) fn spawn_on<T: 'static>(
+        self,
+        core: &Rc<Core>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> Task<T> {
+        match self.try_spawn_on(core, f) {
+            Ok(task) => task,
+            Err(e) => panic!("bucle::spawn could not get a stack for the task: {e}"),
+        }
+    }
+
+    pub(crate) fn try_spawn_on<T: 'static>(
+        self,
+        core: &Rc<Core>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<Task<T>> {
+        let cell = Rc::new(TaskCell {
+            header: Header {
+                id: next_task_id(),
+                name: self.name.map(String::into_boxed_str),
+                state: Cell::new(State::Scheduled),
+                outcome: Cell::new(Outcome::Pending),
+                wait_seq: Cell::new(0),
+                wait: RefCell::new(Wait::Nothing),
+                interrupt: Cell::new(None),
+                generator: RefCell::new(None),
+                yielder: YielderSlot::new(),
+                waiters: RefCell::new(Vec::new()),
+                handles: Cell::new(0),
+                panic_seen: Cell::new(false),
+                panic_message: RefCell::new(None),
+                closing: Cell::new(false),
+                slot_index: Cell::new(usize::MAX),
+                core: Rc::downgrade(core),
+                scopes: RefCell::new(Vec::new()),
+            },
+            result: RefCell::new(None),
+        });
+        let body_cell = cell.clone();
+        let generator = Generator::try_with_stack_size(
+            self.stack_size.unwrap_or(core.stack_size),
+            move |y: &Yielder<(), ()>, ()| run_body(&body_cell, y, f),
+        )?;
+        *cell.header.generator.borrow_mut() = Some(generator);
+        let task: TaskRef = cell.clone();
+        core.register(task);
+        Ok(Task::from_cell(cell))
+    }
+}
+
+/// The body of every task's generator: run `f` with the yielder published,
+/// and turn its ending (value, panic, cancellation) into the result.
+fn run_body<T>(cell: &TaskCell<T>, y: &Yielder<(), ()>, f: impl FnOnce() -> T) {
+    let h = &cell.header;
+    let result = match y.publish(&h.yielder, || panic::catch_unwind(AssertUnwindSafe(f))) {
+        Ok(value) => {
+            h.outcome.set(Outcome::Returned);
+            Ok(value)
+        }
+        Err(payload) => {
+            if h.closing.get() {
+                // The loop is dropping this generator: let corosensei's
+                // forced unwind finish.
+                panic::resume_unwind(payload);
+            }
+            if payload.is::<CancelledUnwind>() {
+                h.outcome.set(Outcome::Cancelled);
+                Err(JoinError::Cancelled)
+            } else {
+                let msg = panic_message(&*payload);
+                h.outcome.set(Outcome::Panicked);
+                *h.panic_message.borrow_mut() = Some(msg.clone());
+                Err(JoinError::Panicked(msg))
+            }
+        }
+    };
+    *cell.result.borrow_mut() = Some(result);
+}
+
+/// The message of a panic payload, as the default panic hook prints it.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if payload.is::<ScopeUnwind>() {
+        "a timeout or task-group unwind escaped its scope".to_string()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
