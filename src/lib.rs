@@ -33,6 +33,7 @@ pub mod generator;
 pub mod round_robin;
 pub mod runtime;
 mod stack;
+pub mod sync;
 pub mod timer;
 
 pub use combinators::{AsCompleted, GroupError, TaskGroup, as_completed, gather, shield, task_group};

@@ -1,0 +1,1 @@
+#![doc = include_str!("../../docs/06-sync-and-queues.md")]
