@@ -1,1 +1,134 @@
-fn main(){}
+//! Context-switch benchmarks: what a stackful generator costs next to the raw
+//! `corosensei` coroutine it is built on.
+//!
+//! Run with `cargo bench --bench context_switch`; results are recorded in
+//! `docs/performance.md`.
+//!
+//! Group `switch` (one resume + one suspend per iteration, side by side):
+//! - `corosensei/resume+suspend`: the peer, a bare `corosensei::Coroutine` on
+//!   its own `DefaultStack` that suspends in an endless loop;
+//! - `bucle/Generator::resume`: the same loop as a `bucle::Generator`;
+//! - `bucle/RoundRobin::step/N`: one `RoundRobin::step` (pop the front task,
+//!   resume it once, push it back) with N = 1, 10, 1000 endless generators
+//!   queued, so the queue and the cache footprint of N stacks are included.
+//!
+//! Group `create_run_drop` (a generator whose body returns at once: create,
+//! resume to completion, drop):
+//! - `bucle/Generator pooled`: stack taken from and returned to the
+//!   per-thread pool, so no system call in steady state;
+//! - `corosensei/DefaultStack fresh`: the peer, a coroutine on a freshly
+//!   mapped 256 KiB `DefaultStack` (the size of `bucle::DEFAULT_STACK_SIZE`),
+//!   i.e. `mmap` + `mprotect` + first-touch page faults + `munmap`;
+//! - `corosensei/DefaultStack reused`: a reference point, not a bar: one
+//!   `DefaultStack` recycled by hand through `Coroutine::into_stack`, the
+//!   floor any pooling scheme can reach.
+//!
+//! Bars (from the design's "Performance bar"):
+//! - `bucle/Generator::resume` ≤ 1.5 × `corosensei/resume+suspend`;
+//! - `bucle/Generator pooled` ≤ 50 ns per create + run + drop.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bucle::{DEFAULT_STACK_SIZE, Generator, GeneratorState, RoundRobin, Yielder};
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder as CoYielder};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+/// Resume + suspend round trips, ours next to the peer.
+fn switch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("switch");
+
+    group.bench_function("corosensei/resume+suspend", |b| {
+        let mut co = Coroutine::<(), (), ()>::new(|y: &CoYielder<(), ()>, ()| {
+            loop {
+                y.suspend(());
+            }
+        });
+        b.iter(|| match co.resume(()) {
+            CoroutineResult::Yield(v) => black_box(v),
+            CoroutineResult::Return(()) => unreachable!("the coroutine never returns"),
+        });
+    });
+
+    group.bench_function("bucle/Generator::resume", |b| {
+        let mut g = Generator::<(), (), ()>::new(|y: &Yielder<()>, ()| {
+            loop {
+                y.yield_(());
+            }
+        });
+        b.iter(|| match g.resume(()) {
+            GeneratorState::Yielded(v) => black_box(v),
+            GeneratorState::Complete(()) => unreachable!("the generator never returns"),
+        });
+    });
+
+    for n in [1usize, 10, 1000] {
+        group.bench_function(format!("bucle/RoundRobin::step/{n}"), |b| {
+            let mut rr = RoundRobin::new();
+            for _ in 0..n {
+                rr.spawn_fn(|y| {
+                    loop {
+                        y.yield_(());
+                    }
+                });
+            }
+            b.iter(|| black_box(rr.step()));
+            assert_eq!(rr.len(), n, "every task is endless and stays queued");
+        });
+    }
+
+    group.finish();
+}
+
+/// A generator's whole life, pooled stack against a freshly mapped one.
+fn create_run_drop(c: &mut Criterion) {
+    let mut group = c.benchmark_group("create_run_drop");
+
+    group.bench_function("bucle/Generator pooled", |b| {
+        b.iter(|| {
+            let mut g = Generator::<(), u32, ()>::new(|_: &Yielder<()>, ()| black_box(7));
+            black_box(g.resume(()))
+        });
+    });
+
+    group.bench_function("corosensei/DefaultStack fresh", |b| {
+        b.iter(|| {
+            let stack = DefaultStack::new(DEFAULT_STACK_SIZE).expect("map a stack");
+            let mut co =
+                Coroutine::<(), (), u32, _>::with_stack(stack, |_: &CoYielder<(), ()>, ()| {
+                    black_box(7)
+                });
+            black_box(co.resume(()))
+        });
+    });
+
+    group.bench_function("corosensei/DefaultStack reused", |b| {
+        let mut spare = Some(DefaultStack::new(DEFAULT_STACK_SIZE).expect("map a stack"));
+        b.iter(|| {
+            let stack = spare.take().expect("the stack is returned each iteration");
+            let mut co =
+                Coroutine::<(), (), u32, _>::with_stack(stack, |_: &CoYielder<(), ()>, ()| {
+                    black_box(7)
+                });
+            let r = black_box(co.resume(()));
+            spare = Some(co.into_stack());
+            r
+        });
+    });
+
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = switch, create_run_drop
+}
+criterion_main!(benches);
