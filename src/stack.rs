@@ -21,6 +21,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
+use std::mem::ManuallyDrop;
 
 use corosensei::stack::{DefaultStack, Stack, StackPointer};
 
@@ -89,10 +90,12 @@ thread_local! {
 
 /// A stack owned by one coroutine, returned to this thread's pool on drop.
 ///
-/// Invariant: `stack` is `Some` from creation until `drop`, and its usable
-/// size is `size`.
+/// Invariant: `stack` is initialised from creation until `drop` takes it
+/// (exactly once), and its usable size is `size`. `ManuallyDrop` rather
+/// than `Option`: the stack is moved with every generator, and the smaller,
+/// check-free representation measurably speeds up create and drop.
 pub(crate) struct PooledStack {
-    stack: Option<DefaultStack>,
+    stack: ManuallyDrop<DefaultStack>,
     size: usize,
 }
 
@@ -141,7 +144,7 @@ pub(crate) fn allocate(size: usize) -> io::Result<PooledStack> {
         None => map_new(size)?,
     };
     Ok(PooledStack {
-        stack: Some(stack),
+        stack: ManuallyDrop::new(stack),
         size,
     })
 }
@@ -188,9 +191,9 @@ fn explain_map_failure(size: usize, e: io::Error) -> io::Error {
 
 impl Drop for PooledStack {
     fn drop(&mut self) {
-        let Some(stack) = self.stack.take() else {
-            return;
-        };
+        // SAFETY: `stack` is initialised until this point (see the type's
+        // invariant) and is never touched again after being taken here.
+        let stack = unsafe { ManuallyDrop::take(&mut self.stack) };
         let size = self.size;
         // `try_with`: during thread teardown the pool may already be gone, in
         // which case the stack is simply unmapped by its own destructor.
@@ -212,10 +215,9 @@ impl Drop for PooledStack {
 }
 
 impl PooledStack {
+    #[inline]
     fn inner(&self) -> &DefaultStack {
-        self.stack
-            .as_ref()
-            .expect("PooledStack holds its stack until dropped")
+        &self.stack
     }
 
     /// The usable size of this stack in bytes.
@@ -225,7 +227,7 @@ impl PooledStack {
 }
 
 // SAFETY: `PooledStack` only forwards to a `DefaultStack` that it owns for its
-// whole life (the `Option` is only emptied in `drop`). `DefaultStack`
+// whole life (it is only taken out in `drop`). `DefaultStack`
 // upholds the trait's contract: a guard page below the usable region and at
 // least `MIN_STACK_SIZE` usable bytes. A stack is reused only after the
 // coroutine that ran on it has been dropped (corosensei unwinds or finishes
@@ -250,8 +252,6 @@ unsafe impl Stack for PooledStack {
     #[cfg(windows)]
     fn update_teb_fields(&mut self, stack_limit: usize, guaranteed_stack_bytes: usize) {
         self.stack
-            .as_mut()
-            .expect("PooledStack holds its stack until dropped")
             .update_teb_fields(stack_limit, guaranteed_stack_bytes)
     }
 }
