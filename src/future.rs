@@ -282,10 +282,7 @@ impl<T: Clone + 'static> Future<T> {
         let core = core::running(name);
         let me = core.current_task(name);
         let waker = core::prepare_wait(&me);
-        self.inner
-            .waiters
-            .borrow_mut()
-            .push(FutWaiter::Wake(waker));
+        self.inner.waiters.borrow_mut().push(FutWaiter::Wake(waker));
         let target: Rc<dyn CancelWait> = self.inner.clone();
         core::park(
             &core,

@@ -36,7 +36,9 @@ mod stack;
 pub mod sync;
 pub mod timer;
 
-pub use combinators::{AsCompleted, GroupError, TaskGroup, as_completed, gather, shield, task_group};
+pub use combinators::{
+    AsCompleted, GroupError, TaskGroup, as_completed, gather, shield, task_group,
+};
 pub use future::{Future, FutureError, InvalidState};
 pub use generator::{Generator, GeneratorState, Yielder};
 pub use round_robin::{RoundRobin, RoundRobinTask, Spawner};

@@ -10,8 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::runtime::task::{
-    CancelledUnwind, Interrupt, Outcome, ScopeUnwind, State, TaskRef, Waiter, Waker,
-    panic_message,
+    CancelledUnwind, Interrupt, Outcome, ScopeUnwind, State, TaskRef, Waiter, Waker, panic_message,
 };
 use crate::timer::{Clock, Timers};
 

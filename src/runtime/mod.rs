@@ -235,7 +235,9 @@ impl EventLoop {
         if self.core.closed.get() {
             return;
         }
-        let enter = core::try_running().is_none().then(|| Enter::new(&self.core, "close"));
+        let enter = core::try_running()
+            .is_none()
+            .then(|| Enter::new(&self.core, "close"));
         self.core.close();
         drop(enter);
     }

@@ -403,7 +403,11 @@ impl<T: 'static> Task<T> {
                 core.call_soon_boxed(f);
             }
         } else {
-            self.cell.header.waiters.borrow_mut().push(Waiter::Callback(f));
+            self.cell
+                .header
+                .waiters
+                .borrow_mut()
+                .push(Waiter::Callback(f));
         }
     }
 
