@@ -14,8 +14,10 @@ use bucle::{DEFAULT_STACK_SIZE, Generator, GeneratorState, RoundRobin, Yielder, 
 fn main() {
     stage_1_generators();
     stage_2_round_robin();
+    stage_3_awaitables();
+    stage_4_timers();
     println!();
-    println!("End of the tour (stages 1-2 so far). Every stage's stories: see README.md.");
+    println!("End of the tour (stages 1-4 so far). Every stage's stories: see README.md.");
 }
 
 /// Prints a stage header.
@@ -203,4 +205,195 @@ fn stage_2_round_robin() {
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_nanos() as f64 / steps as f64
     );
+}
+
+/// Stage 3: tasks, futures and the event loop that schedules them.
+fn stage_3_awaitables() {
+    header(
+        3,
+        "the event loop and its awaitables",
+        "bucle::runtime",
+        "docs/03-awaitables.md",
+        "03_tareas",
+    );
+
+    println!("-- spawn appends to the ready queue; a task runs once the spawner suspends");
+    bucle::run(|| {
+        let t = bucle::spawn(|| {
+            println!("   child: running");
+            6 * 7
+        });
+        println!("   main: spawned {}, not run yet", t.name());
+        println!("   main: join -> {:?}", t.join());
+    });
+
+    println!("-- a Future is set by one task and awaited by another");
+    bucle::run(|| {
+        let fut = bucle::Future::new();
+        let setter = fut.clone();
+        fut.add_done_callback(|f| println!("   callback: {:?}", f.result()));
+        bucle::spawn(move || setter.set_result("hola").unwrap());
+        println!("   main: wait -> {:?}", fut.wait());
+    });
+
+    println!("-- cancellation unwinds the task's stack: destructors run like `finally`");
+    bucle::run(|| {
+        struct Finally;
+        impl Drop for Finally {
+            fn drop(&mut self) {
+                println!("   worker: finally (destructor) ran");
+            }
+        }
+        let worker = bucle::spawn(|| {
+            let _f = Finally;
+            loop {
+                bucle::yield_now();
+            }
+        });
+        bucle::yield_now();
+        worker.cancel();
+        println!("   main: join -> {:?}", worker.join());
+    });
+
+    println!("-- a panic is the task's result; the loop carries on");
+    bucle::run(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let r = bucle::spawn(|| -> () { panic!("boom") }).join();
+        std::panic::set_hook(prev);
+        println!("   main: join -> {r:?}");
+    });
+
+    println!("-- a deadlock is reported, not a hang");
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(|| {
+        bucle::run(|| {
+            let never: bucle::Future<()> = bucle::Future::new();
+            let t = bucle::TaskBuilder::new()
+                .name("waiter")
+                .spawn(move || never.wait());
+            let _ = t.join();
+        })
+    });
+    std::panic::set_hook(prev);
+    if let Err(e) = r {
+        if let Some(msg) = e.downcast_ref::<String>() {
+            for line in msg.lines() {
+                println!("   {line}");
+            }
+        }
+    }
+
+    println!("-- switching cost: 1000 tasks x 1000 yield_now");
+    let (switches, elapsed) = bucle::run(|| {
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                bucle::spawn(|| {
+                    for _ in 0..1000 {
+                        bucle::yield_now();
+                    }
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        bucle::gather(tasks).unwrap();
+        (1000u64 * 1000, start.elapsed())
+    });
+    println!(
+        "   {switches} switches in {:.1} ms: {:.1} ns per switch",
+        elapsed.as_secs_f64() * 1e3,
+        elapsed.as_nanos() as f64 / switches as f64
+    );
+
+    println!("-- spawn + run + join, 100 000 times");
+    let (n, elapsed) = bucle::run(|| {
+        let start = Instant::now();
+        for i in 0..100_000u64 {
+            assert_eq!(bucle::spawn(move || i).join(), Ok(i));
+        }
+        (100_000u64, start.elapsed())
+    });
+    println!(
+        "   {:.1} ns per spawn+join",
+        elapsed.as_nanos() as f64 / n as f64
+    );
+}
+
+/// Stage 4: the clock, the timer heap, timeouts and the virtual clock.
+fn stage_4_timers() {
+    use std::time::Duration;
+    header(
+        4,
+        "time: the timer heap, sleeps and timeouts",
+        "bucle::timer",
+        "docs/04-timers.md",
+        "04_tareas_asyncio",
+    );
+
+    println!("-- sleep suspends only the caller; shorter sleeps finish first (real clock)");
+    bucle::run(|| {
+        let start = Instant::now();
+        let slow = bucle::spawn(|| {
+            bucle::sleep(Duration::from_millis(30));
+            "30 ms"
+        });
+        let fast = bucle::spawn(|| {
+            bucle::sleep(Duration::from_millis(10));
+            "10 ms"
+        });
+        for r in bucle::as_completed([slow, fast]) {
+            println!("   finished: {}", r.unwrap());
+        }
+        println!(
+            "   both done after {:.0} ms (concurrently, not 40 ms)",
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    });
+
+    println!("-- a timeout unwinds the work and reports Elapsed; the task carries on");
+    bucle::run(|| {
+        let r = bucle::timeout(Duration::from_millis(5), || {
+            bucle::sleep(Duration::from_secs(10));
+        });
+        println!("   timeout(5 ms, sleep 10 s) -> {r:?}");
+        println!("   live timers left: {}", bucle::pending_timers());
+    });
+
+    println!("-- the virtual clock: a day of sleeps in no time, same order");
+    let lp = bucle::EventLoop::builder().virtual_time().build();
+    let start = Instant::now();
+    let log = lp.run_until_complete(|| {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let tasks: Vec<_> = [("night", 8u64), ("breakfast", 1), ("lunch", 5)]
+            .into_iter()
+            .map(|(what, hours)| {
+                let log = log.clone();
+                bucle::spawn(move || {
+                    bucle::sleep(Duration::from_secs(hours * 3600));
+                    log.borrow_mut()
+                        .push(format!("{what} at {}h", bucle::time().as_secs() / 3600));
+                })
+            })
+            .collect();
+        bucle::gather(tasks).unwrap();
+        Rc::try_unwrap(log).unwrap().into_inner()
+    });
+    println!(
+        "   {log:?} in {:.2} ms of real time",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+
+    println!("-- 100 000 timeouts that never fire leave no trace in the heap");
+    bucle::run(|| {
+        let start = Instant::now();
+        for _ in 0..100_000 {
+            bucle::timeout(Duration::from_secs(3600), || ()).unwrap();
+        }
+        println!(
+            "   {:.1} ns per timeout; live timers left: {}",
+            start.elapsed().as_nanos() as f64 / 100_000.0,
+            bucle::pending_timers()
+        );
+    });
 }
