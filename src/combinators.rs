@@ -351,7 +351,7 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
     let core = core::running(what);
     let parent = core.current_task(what);
     let scope = next_scope_id();
-    parent.header().scopes.borrow_mut().push(scope);
+    parent.header.scopes.borrow_mut().push(scope);
     let group = TaskGroup {
         state: Rc::new(GroupState {
             scope,
@@ -387,10 +387,10 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
         *st.all_done.borrow_mut() = Some(f.clone());
         let _ = f.wait_labeled("task_group children");
     }
-    let popped = parent.header().scopes.borrow_mut().pop();
+    let popped = parent.header.scopes.borrow_mut().pop();
     debug_assert_eq!(popped, Some(scope), "task groups and timeouts must nest");
-    if parent.header().interrupt.get() == Some(crate::runtime::task::Interrupt::Scope(scope)) {
-        parent.header().interrupt.set(None);
+    if parent.header.interrupt.get() == Some(crate::runtime::task::Interrupt::Scope(scope)) {
+        parent.header.interrupt.set(None);
     }
     let errors = std::mem::take(&mut *st.errors.borrow_mut());
     match out {

@@ -184,6 +184,12 @@ impl Timers {
         self.heap.borrow().peek().map(|e| e.deadline)
     }
 
+    /// Whether the heap holds no entry at all (live or dead).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.borrow().is_empty()
+    }
+
     /// Moves the work of every live timer due at `now` to `ready`, in
     /// (deadline, seq) order.
     pub(crate) fn expire(&self, now: Duration, ready: &mut VecDeque<Runnable>) {
@@ -387,6 +393,18 @@ impl Timeout {
                 TimerAction::Scope(self.task.clone(), self.state.clone()),
             );
             self.state.armed.set(Some(seq));
+            if when <= self.core.clock.now() {
+                // Already due: fire on the next tick through the ready queue,
+                // as asyncio's `Timeout.reschedule` does with `call_soon`,
+                // so the body unwinds at its very next suspension.
+                let (task, state) = (self.task.clone(), self.state.clone());
+                self.core.call_soon_boxed(Box::new(move || {
+                    if state.open.get() && state.armed.get() == Some(seq) {
+                        state.fired.set(true);
+                        core::fire_scope(&task, state.id);
+                    }
+                }));
+            }
         }
     }
 
@@ -481,7 +499,7 @@ fn scope<T>(
 ) -> Result<T, Elapsed> {
     let task = core.current_task(what);
     let id = next_scope_id();
-    task.header().scopes.borrow_mut().push(id);
+    task.header.scopes.borrow_mut().push(id);
     let t = Timeout {
         core,
         task,
@@ -496,7 +514,7 @@ fn scope<T>(
     t.reschedule(deadline);
     let out = panic::catch_unwind(AssertUnwindSafe(|| f(&t)));
     // Close the scope: pop it, kill its timer.
-    let h = t.task.header();
+    let h = &t.task.header;
     let popped = h.scopes.borrow_mut().pop();
     debug_assert_eq!(popped, Some(id), "timeout scopes must nest");
     t.state.open.set(false);

@@ -38,8 +38,8 @@ impl Wait {
     fn describe(&self) -> String {
         match self {
             Wait::Nothing => "nothing (ready to run)".to_string(),
-            Wait::Join(t) => format!("join {}", t.header().describe()),
-            Wait::Shield(t) => format!("shield {}", t.header().describe()),
+            Wait::Join(t) => format!("join {}", t.header.describe()),
+            Wait::Shield(t) => format!("shield {}", t.header.describe()),
             Wait::Future { what, .. } => (*what).to_string(),
             Wait::Sleep(until) => format!("sleep until {until:?}"),
         }
@@ -236,13 +236,13 @@ impl Core {
                 tasks.len() - 1
             }
         };
-        task.header().slot_index.set(index);
+        task.header.slot_index.set(index);
         self.live_tasks.set(self.live_tasks.get() + 1);
         self.ready.borrow_mut().push_back(Runnable::Step(task));
     }
 
     fn unregister(&self, task: &TaskRef) {
-        let i = task.header().slot_index.replace(usize::MAX);
+        let i = task.header.slot_index.replace(usize::MAX);
         if i != usize::MAX {
             self.tasks.borrow_mut()[i] = None;
             self.free_slots.borrow_mut().push(i);
@@ -257,10 +257,12 @@ impl Core {
 
     /// Puts a waiting task at the back of the ready queue.
     pub(crate) fn schedule(&self, task: TaskRef) {
-        let h = task.header();
+        let h = &task.header;
         debug_assert_ne!(h.state.get(), State::Done);
         h.state.set(State::Scheduled);
-        *h.wait.borrow_mut() = Wait::Nothing;
+        if !matches!(*h.wait.borrow(), Wait::Nothing) {
+            *h.wait.borrow_mut() = Wait::Nothing;
+        }
         self.ready.borrow_mut().push_back(Runnable::Step(task));
     }
 
@@ -331,6 +333,11 @@ impl Core {
     /// Phase 2: append every expired timer's work, in (deadline, creation)
     /// order.
     fn phase_expire_timers(&self) {
+        if self.timers.is_empty() {
+            // No timer: don't even read the clock (a syscall-free vDSO call,
+            // but still the largest cost of a tick of pure task switching).
+            return;
+        }
         let now = self.clock.now();
         self.timers.expire(now, &mut self.ready.borrow_mut());
     }
@@ -381,7 +388,7 @@ impl Core {
 
     /// Resumes one task until it suspends or finishes.
     fn step(&self, task: TaskRef) {
-        let h = task.header();
+        let h = &task.header;
         if h.state.get() != State::Scheduled {
             return;
         }
@@ -413,7 +420,7 @@ impl Core {
 
     /// Marks a task done and wakes what waits on it, in registration order.
     fn finish(&self, task: &TaskRef) {
-        let h = task.header();
+        let h = &task.header;
         h.state.set(State::Done);
         h.interrupt.set(None);
         *h.wait.borrow_mut() = Wait::Nothing;
@@ -430,7 +437,7 @@ impl Core {
             // callback (they run first, from the queue) takes the result.
             let task = task.clone();
             self.call_soon_boxed(Box::new(move || {
-                let h = task.header();
+                let h = &task.header;
                 if h.handles.get() == 0 {
                     report_unretrieved_panic(h);
                 }
@@ -446,9 +453,9 @@ impl Core {
         );
         let tasks = self.tasks.borrow();
         let mut blocked: Vec<_> = tasks.iter().flatten().collect();
-        blocked.sort_by_key(|t| t.header().id);
+        blocked.sort_by_key(|t| t.header.id);
         for t in blocked {
-            let h = t.header();
+            let h = &t.header;
             msg.push_str(&format!(
                 "\n  {} waits on {}",
                 h.describe(),
@@ -479,7 +486,7 @@ impl Core {
             }
             drop(pending);
             for t in all {
-                let h = t.header();
+                let h = &t.header;
                 h.closing.set(true);
                 let generator = h.generator.borrow_mut().take();
                 drop(generator);
@@ -512,7 +519,7 @@ impl fmt::Debug for Core {
 /// Starts a new suspension of `me` and returns the waker for it. Register
 /// the waker wherever the wake-up will come from, then [`park`].
 pub(crate) fn prepare_wait(me: &TaskRef) -> Waker {
-    let h = me.header();
+    let h = &me.header;
     let seq = h.wait_seq.get() + 1;
     h.wait_seq.set(seq);
     Waker {
@@ -524,7 +531,7 @@ pub(crate) fn prepare_wait(me: &TaskRef) -> Waker {
 /// Suspends the current task `me` until woken, recording `wait`. On
 /// resumption, performs any pending interrupt (by unwinding).
 pub(crate) fn park(core: &Core, me: &TaskRef, wait: Wait, what: &str) {
-    let h = me.header();
+    let h = &me.header;
     *h.wait.borrow_mut() = wait;
     h.state.set(State::Waiting);
     if h.interrupt.get().is_some() {
@@ -542,7 +549,7 @@ pub(crate) fn yield_task(core: &Core, me: &TaskRef, what: &str) {
 }
 
 fn suspend(me: &TaskRef, what: &str) {
-    let h = me.header();
+    let h = &me.header;
     if h.yielder.suspend(()).is_err() {
         panic!(
             "{what} was called on the stack of a generator nested inside a task; only code \
@@ -562,7 +569,7 @@ fn suspend(me: &TaskRef, what: &str) {
 /// Makes a waiting task give up its wait: cancels what it waits on where
 /// asyncio would, else wakes it now.
 fn interrupt_wait(core: &Core, task: &TaskRef) {
-    let h = task.header();
+    let h = &task.header;
     if h.state.get() != State::Waiting {
         return;
     }
@@ -583,7 +590,7 @@ fn interrupt_wait(core: &Core, task: &TaskRef) {
 
 /// `Task::cancel`: request an unwind to the task boundary.
 pub(crate) fn cancel_task(task: &TaskRef) -> bool {
-    let h = task.header();
+    let h = &task.header;
     if h.state.get() == State::Done {
         return false;
     }
@@ -599,7 +606,7 @@ pub(crate) fn cancel_task(task: &TaskRef) -> bool {
 /// A scope's timer or abort fired: unwind `task` to scope `scope`, if that
 /// scope is still open and nothing else is already pending.
 pub(crate) fn fire_scope(task: &TaskRef, scope: u64) {
-    let h = task.header();
+    let h = &task.header;
     if h.state.get() == State::Done {
         return;
     }

@@ -188,30 +188,37 @@ impl Header {
     }
 }
 
-/// The loop's view of a task, erasing its result type.
-pub(crate) trait RawTask {
-    fn header(&self) -> &Header;
-    /// Fills the result slot with `Err(JoinError::Cancelled)` for a task
-    /// cancelled before its body ever ran.
+/// A task's result slot, with its type erased for the loop.
+pub(crate) trait ResultSlot {
+    /// Fills the slot with `Err(JoinError::Cancelled)`, for a task cancelled
+    /// before its body ever ran (or dropped at close).
     fn set_cancelled(&self);
 }
 
-/// A reference-counted, type-erased task.
-pub(crate) type TaskRef = Rc<dyn RawTask>;
-
-/// A task with its typed result slot.
-pub(crate) struct TaskCell<T> {
-    pub(crate) header: Header,
-    /// `Some` once the task is done, until a join or `take_result` takes it.
-    pub(crate) result: RefCell<Option<Result<T, JoinError>>>,
+impl<T> ResultSlot for RefCell<Option<Result<T, JoinError>>> {
+    fn set_cancelled(&self) {
+        *self.borrow_mut() = Some(Err(JoinError::Cancelled));
+    }
 }
 
-impl<T> RawTask for TaskCell<T> {
-    fn header(&self) -> &Header {
-        &self.header
-    }
-    fn set_cancelled(&self) {
-        *self.result.borrow_mut() = Some(Err(JoinError::Cancelled));
+/// A task: its header, then its typed result slot. The loop sees it as
+/// `TaskCell<dyn ResultSlot>` (a [`TaskRef`]); the header stays a plain
+/// field access, with no virtual call on the hot path.
+pub(crate) struct TaskCell<R: ?Sized> {
+    pub(crate) header: Header,
+    /// `Some` once the task is done, until a join or `take_result` takes it.
+    pub(crate) result: R,
+}
+
+/// The typed cell behind a `Task<T>`.
+pub(crate) type TypedCell<T> = TaskCell<RefCell<Option<Result<T, JoinError>>>>;
+
+/// A reference-counted, type-erased task.
+pub(crate) type TaskRef = Rc<TaskCell<dyn ResultSlot>>;
+
+impl TaskCell<dyn ResultSlot> {
+    pub(crate) fn set_cancelled(&self) {
+        self.result.set_cancelled();
     }
 }
 
@@ -225,7 +232,7 @@ pub(crate) struct Waker {
 impl Waker {
     /// Whether the task is still in the suspension this waker was made for.
     pub(crate) fn is_current(&self) -> bool {
-        let h = self.task.header();
+        let h = &self.task.header;
         h.state.get() == State::Waiting && h.wait_seq.get() == self.seq
     }
 
@@ -233,7 +240,7 @@ impl Waker {
     /// suspension this waker was made for; otherwise does nothing.
     pub(crate) fn wake(&self) {
         if self.is_current() {
-            if let Some(core) = self.task.header().core() {
+            if let Some(core) = self.task.header.core() {
                 core.schedule(self.task.clone());
             }
         }
@@ -247,7 +254,7 @@ impl Waker {
 ///
 /// [`join`]: Task::join
 pub struct Task<T> {
-    cell: Rc<TaskCell<T>>,
+    cell: Rc<TypedCell<T>>,
 }
 
 impl<T> fmt::Debug for Task<T> {
@@ -321,7 +328,7 @@ impl<T: 'static> Task<T> {
 }
 
 impl<T: 'static> Task<T> {
-    pub(crate) fn from_cell(cell: Rc<TaskCell<T>>) -> Self {
+    pub(crate) fn from_cell(cell: Rc<TypedCell<T>>) -> Self {
         cell.header.handles.set(cell.header.handles.get() + 1);
         Task { cell }
     }
@@ -443,12 +450,12 @@ impl AnyTask {
 
     /// The task's id.
     pub fn id(&self) -> TaskId {
-        self.task.header().id
+        self.task.header.id
     }
 
     /// The task's name (see [`Task::name`]).
     pub fn name(&self) -> String {
-        self.task.header().name()
+        self.task.header.name()
     }
 
     /// Requests cancellation; see [`Task::cancel`].
@@ -458,23 +465,23 @@ impl AnyTask {
 
     /// Whether the task has finished.
     pub fn is_done(&self) -> bool {
-        self.task.header().state.get() == State::Done
+        self.task.header.state.get() == State::Done
     }
 
     /// Whether the task finished by being cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.task.header().outcome.get() == Outcome::Cancelled
+        self.task.header.outcome.get() == Outcome::Cancelled
     }
 
     /// Whether a cancellation has been requested and not yet delivered.
     pub fn is_cancelling(&self) -> bool {
-        self.task.header().interrupt.get() == Some(Interrupt::Cancel)
+        self.task.header.interrupt.get() == Some(Interrupt::Cancel)
     }
 }
 
 impl fmt::Debug for AnyTask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let h = self.task.header();
+        let h = &self.task.header;
         f.debug_struct("AnyTask")
             .field("id", &h.id)
             .field("name", &h.name())
@@ -602,7 +609,7 @@ impl TaskBuilder {
 
 /// The body of every task's generator: run `f` with the yielder published,
 /// and turn its ending (value, panic, cancellation) into the result.
-fn run_body<T>(cell: &TaskCell<T>, y: &Yielder<(), ()>, f: impl FnOnce() -> T) {
+fn run_body<T>(cell: &TypedCell<T>, y: &Yielder<(), ()>, f: impl FnOnce() -> T) {
     let h = &cell.header;
     let result = match y.publish(&h.yielder, || panic::catch_unwind(AssertUnwindSafe(f))) {
         Ok(value) => {
