@@ -16,8 +16,9 @@ fn main() {
     stage_2_round_robin();
     stage_3_awaitables();
     stage_4_timers();
+    chapter_6_sync();
     println!();
-    println!("End of the tour (stages 1-4 so far). Every stage's stories: see README.md.");
+    println!("End of the tour (stages 1-4 and chapter 6 so far). Every story: see README.md.");
 }
 
 /// Prints a stage header.
@@ -394,6 +395,100 @@ fn stage_4_timers() {
             "   {:.1} ns per timeout; live timers left: {}",
             start.elapsed().as_nanos() as f64 / 100_000.0,
             bucle::pending_timers()
+        );
+    });
+}
+
+/// Chapter 6: locks, semaphores, events and queues, built on futures.
+fn chapter_6_sync() {
+    use bucle::sync::{Lock, Queue, Semaphore};
+    use std::time::Duration;
+    println!();
+    println!("=== Chapter 6: synchronisation primitives and queues ===");
+    println!(
+        "    module bucle::sync, chapter docs/06-sync-and-queues.md, story: cargo run --example 06_lock"
+    );
+    println!();
+
+    println!("-- a Lock guard is held across a suspension; waiters are served in order");
+    let lp = bucle::EventLoop::builder().virtual_time().build();
+    lp.run_until_complete(|| {
+        let lock = Lock::new();
+        let workers = ["A", "B", "C"].map(|name| {
+            let lock = lock.clone();
+            bucle::spawn(move || {
+                let _guard = lock.acquire();
+                println!("   {name} holds the lock at t={:?}", bucle::time());
+                bucle::sleep(Duration::from_secs(1));
+            })
+        });
+        bucle::gather(workers).unwrap();
+    });
+
+    println!("-- a Semaphore(2) lets two in at once");
+    lp.run_until_complete(|| {
+        let sem = Semaphore::new(2);
+        let start = bucle::time();
+        let workers = (0..4).map(|i| {
+            let sem = sem.clone();
+            bucle::spawn(move || {
+                let _permit = sem.acquire();
+                bucle::sleep(Duration::from_secs(1));
+                println!("   worker {i} done at t={:?}", bucle::time() - start);
+            })
+        });
+        bucle::gather(workers).unwrap();
+    });
+
+    println!("-- a bounded Queue: the producer waits for room, task_done/join track the work");
+    lp.run_until_complete(|| {
+        let q = Queue::with_maxsize(2);
+        let consumer = {
+            let q = q.clone();
+            bucle::spawn(move || {
+                loop {
+                    let item: u32 = q.get().unwrap();
+                    bucle::sleep(Duration::from_millis(500));
+                    println!("   consumed {item} at t={:?}", bucle::time());
+                    q.task_done();
+                }
+            })
+        };
+        for item in 1..=4 {
+            q.put(item).unwrap();
+            println!(
+                "   produced {item} at t={:?} (len {})",
+                bucle::time(),
+                q.len()
+            );
+        }
+        q.join();
+        consumer.cancel();
+        println!("   all work done at t={:?}", bucle::time());
+    });
+
+    println!("-- queue ping-pong between two tasks, 200 000 round trips (real clock)");
+    bucle::run(|| {
+        let (ping, pong) = (Queue::new(), Queue::new());
+        let echo = {
+            let (ping, pong) = (ping.clone(), pong.clone());
+            bucle::spawn(move || {
+                while let Ok(Some(n)) = ping.get() {
+                    pong.put(n).unwrap();
+                }
+            })
+        };
+        let start = Instant::now();
+        for n in 0..200_000u32 {
+            ping.put(Some(n)).unwrap();
+            assert_eq!(pong.get().unwrap(), n);
+        }
+        let elapsed = start.elapsed();
+        ping.put(None).unwrap();
+        echo.join().unwrap();
+        println!(
+            "   {:.1} ns per round trip",
+            elapsed.as_nanos() as f64 / 200_000.0
         );
     });
 }

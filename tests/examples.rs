@@ -89,6 +89,31 @@ const EXAMPLES: &[Example] = &[
         chapter: "docs/04-timers.md",
         python: Some("examples/python/04_timeout.py"),
     },
+    Example {
+        name: "06_lock",
+        chapter: "docs/06-sync-and-queues.md",
+        python: Some("examples/python/06_lock.py"),
+    },
+    Example {
+        name: "06_semaforo",
+        chapter: "docs/06-sync-and-queues.md",
+        python: Some("examples/python/06_semaforo.py"),
+    },
+    Example {
+        name: "06_evento",
+        chapter: "docs/06-sync-and-queues.md",
+        python: Some("examples/python/06_evento.py"),
+    },
+    Example {
+        name: "06_productor_consumidor",
+        chapter: "docs/06-sync-and-queues.md",
+        python: Some("examples/python/06_productor_consumidor.py"),
+    },
+    Example {
+        name: "06_pool_trabajadores",
+        chapter: "docs/06-sync-and-queues.md",
+        python: Some("examples/python/06_pool_trabajadores.py"),
+    },
 ];
 
 /// How long one example or script may run before it counts as hung. Stories
