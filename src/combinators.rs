@@ -65,6 +65,10 @@ pub fn gather<T: 'static>(tasks: impl IntoIterator<Item = Task<T>>) -> Result<Ve
         let (outer, remaining, failure) = (outer.clone(), remaining.clone(), failure.clone());
         t.add_done_callback(move |t| {
             if outer.is_done() {
+                // asyncio's gather marks a later failure as retrieved.
+                if t.is_panicked() {
+                    let _ = t.take_result();
+                }
                 return;
             }
             if t.is_cancelled() || t.is_panicked() {
@@ -381,11 +385,27 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
         },
     };
     // Wait for every child. The scope stays open meanwhile, so a child that
-    // fails now still aborts the others.
+    // fails now still aborts the others. An unwind here (the group's own
+    // abort, a timeout, a cancellation of this task) must not escape before
+    // the children are done: as asyncio's `TaskGroup.__aexit__`, cancel
+    // them, keep waiting, and continue the unwind afterwards.
+    let mut pending_unwind = None;
     while st.running.get() > 0 {
         let f = Future::new();
         *st.all_done.borrow_mut() = Some(f.clone());
-        let _ = f.wait_labeled("task_group children");
+        let waited = panic::catch_unwind(AssertUnwindSafe(|| {
+            let _ = f.wait_labeled("task_group children");
+        }));
+        if let Err(payload) = waited {
+            st.aborting.set(true);
+            for c in st.children.borrow().iter() {
+                c.cancel();
+            }
+            let ours = matches!(payload.downcast_ref::<ScopeUnwind>(), Some(ScopeUnwind(s)) if *s == scope);
+            if !ours && pending_unwind.is_none() {
+                pending_unwind = Some(payload);
+            }
+        }
     }
     let popped = parent.header.scopes.borrow_mut().pop();
     debug_assert_eq!(popped, Some(scope), "task groups and timeouts must nest");
@@ -393,6 +413,9 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
         parent.header.interrupt.set(None);
     }
     let errors = std::mem::take(&mut *st.errors.borrow_mut());
+    if let Some(payload) = pending_unwind {
+        panic::resume_unwind(payload);
+    }
     match out {
         Err(payload) if !aborted_body => panic::resume_unwind(payload),
         _ if !errors.is_empty() => Err(GroupError { errors }),

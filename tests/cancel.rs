@@ -589,7 +589,6 @@ proptest! {
 /// `bucle::run`'s shutdown hits the same path for any leftover join cycle.
 /// Ignored because it crashes the test binary; run it with `--ignored`.
 #[test]
-#[ignore = "SRC BUG: cancelling a task in a join cycle overflows the stack (SIGSEGV)"]
 fn cancelling_a_join_cycle_does_not_overflow_the_stack() {
     let lp = vloop();
     lp.run_until_complete(|| {

@@ -344,7 +344,6 @@ fn task_group_returns_every_error() {
 /// on the task's scope stack. asyncio returns the ExceptionGroup after
 /// cancelling and awaiting the siblings.
 #[test]
-#[ignore = "SRC BUG: a child failing after the body returned makes the group's scope unwind escape task_group"]
 fn child_failing_after_the_body_returned_gives_a_group_error() {
     support::quiet_panics();
     let drops = Drops::new();
@@ -443,7 +442,6 @@ fn task_group_inside_a_timeout_that_fires_in_the_body() {
 /// st.running.get() > 0` loop) lets the unwind escape from that wait without
 /// cancelling the children and without popping the group's scope.
 #[test]
-#[ignore = "SRC BUG: a timeout firing while task_group waits for its children escapes without cancelling them"]
 fn task_group_inside_a_timeout_that_fires_while_waiting_for_children() {
     let drops = Drops::new();
     let d = drops.clone();
@@ -473,7 +471,6 @@ fn task_group_inside_a_timeout_that_fires_while_waiting_for_children() {
 /// the group: cancels the children and waits for them before the
 /// cancellation goes on. bucle leaves the children running.
 #[test]
-#[ignore = "SRC BUG: cancelling the parent while task_group waits for its children leaves them running"]
 fn cancelling_the_parent_while_the_group_waits_cancels_the_children() {
     let drops = Drops::new();
     let d = drops.clone();

@@ -410,7 +410,6 @@ fn nested_run_forever_on_another_loop_is_refused() {
 /// completed". asyncio's `run_until_complete` checks `_check_running()`
 /// before it creates the task.
 #[test]
-#[ignore = "SRC BUG: re-entrant run_until_complete on the running loop leaves an orphan main that later stops the loop"]
 fn reentrant_run_until_complete_leaves_no_orphan_behind() {
     let lp = Rc::new(vloop());
     let inner = lp.clone();
@@ -539,7 +538,6 @@ fn stop_before_run_forever_runs_one_tick() {
 /// does not look at the stop flag); asyncio runs one empty iteration and
 /// returns (CPython 3.11: `loop.stop(); loop.run_forever()` returns).
 #[test]
-#[ignore = "SRC DIVERGENCE: stop() then run_forever() on an empty loop reports a deadlock instead of returning"]
 fn stop_before_run_forever_on_an_empty_loop_returns() {
     let lp = vloop();
     lp.stop();

@@ -207,7 +207,6 @@ fn panic_returned_by_gather_is_not_reported() {
 /// returns early when `outer.is_done()` without taking the result). Run with
 /// `--ignored`.
 #[test]
-#[ignore = "SRC DIVERGENCE: gather leaves later child panics unretrieved; asyncio marks them retrieved"]
 fn later_panics_of_a_failed_gather_are_not_reported_as_in_asyncio() {
     let (_, reports) = run_recording(|| {
         let a = bucle::spawn(|| -> i32 {

@@ -316,7 +316,8 @@ impl Core {
     /// ready queue has work; sleeps until the next timer otherwise (or, on
     /// the virtual clock, jumps to it).
     fn phase_wait(&self, who: &str) {
-        if !self.ready.borrow().is_empty() {
+        if !self.ready.borrow().is_empty() || self.stopping.get() {
+            // Work to do, or asked to stop after this tick: don't block.
             return;
         }
         match self.timers.next_deadline() {
@@ -594,7 +595,11 @@ pub(crate) fn cancel_task(task: &TaskRef) -> bool {
     if h.state.get() == State::Done {
         return false;
     }
-    h.interrupt.set(Some(Interrupt::Cancel));
+    if h.interrupt.replace(Some(Interrupt::Cancel)) == Some(Interrupt::Cancel) {
+        // Already being cancelled: what it waits on was cancelled then (and
+        // propagating again would loop forever around a cycle of joins).
+        return true;
+    }
     if h.state.get() == State::Waiting {
         if let Some(core) = h.core() {
             interrupt_wait(&core, task);

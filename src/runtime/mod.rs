@@ -145,6 +145,9 @@ impl EventLoop {
     pub fn run_until_complete<T: 'static>(&self, main: impl FnOnce() -> T + 'static) -> T {
         let what = "EventLoop::run_until_complete";
         self.check_open(what);
+        // Refuse a nested run before spawning anything, so a refused call
+        // leaves no orphan main task behind.
+        drop(Enter::new(&self.core, what));
         let main = TaskBuilder::new().spawn_on(&self.core, main);
         let weak = Rc::downgrade(&self.core);
         main.on_done(Box::new(move || {

@@ -612,6 +612,13 @@ impl TaskBuilder {
 fn run_body<T>(cell: &TypedCell<T>, y: &Yielder<(), ()>, f: impl FnOnce() -> T) {
     let h = &cell.header;
     let result = match y.publish(&h.yielder, || panic::catch_unwind(AssertUnwindSafe(f))) {
+        Ok(value) if h.interrupt.get() == Some(Interrupt::Cancel) => {
+            // Cancelled and then returned without suspending again: asyncio
+            // still ends the task cancelled (`_must_cancel`).
+            drop(value);
+            h.outcome.set(Outcome::Cancelled);
+            Err(JoinError::Cancelled)
+        }
         Ok(value) => {
             h.outcome.set(Outcome::Returned);
             Ok(value)
