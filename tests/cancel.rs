@@ -289,7 +289,6 @@ fn self_cancel_then_wait_cancels_the_awaited_future() {
 /// pending `_must_cancel` into `super().cancel()` on StopIteration): CPython
 /// 3.11 prints `joined: cancelled`. bucle returns the value.
 #[test]
-#[ignore = "src divergence from asyncio, reported: a self-cancelled task that returns without suspending ends Ok"]
 fn self_cancel_then_return_without_suspending_ends_cancelled_as_in_asyncio() {
     run_virtual(|| {
         let t = bucle::spawn(|| {
