@@ -236,7 +236,10 @@ fn get_and_put_with_room_do_not_suspend() {
         assert_eq!(q.get(), Ok(1));
         q.put(2).unwrap();
         assert_eq!(q.get(), Ok(2));
-        assert!(!ran.get(), "put and get with room/items must not let others run");
+        assert!(
+            !ran.get(),
+            "put and get with room/items must not let others run"
+        );
         other.join().unwrap();
     });
 }
@@ -444,7 +447,11 @@ fn task_done_too_many_times_is_a_clear_error() {
         let _ = q.get_nowait();
         assert_eq!(q.try_task_done(), Ok(()));
         assert_eq!(q.try_task_done(), Err(TaskDoneError));
-        assert_eq!(q.unfinished_tasks(), 0, "a refused task_done changes nothing");
+        assert_eq!(
+            q.unfinished_tasks(),
+            0,
+            "a refused task_done changes nothing"
+        );
         let t = {
             let q = q.clone();
             spawn(move || q.task_done())
@@ -624,7 +631,11 @@ fn immediate_shutdown_discards_items_and_counts_them_done() {
         };
         yield_now();
         q.shutdown(true);
-        log.push(format!("len {} unfinished {}", q.len(), q.unfinished_tasks()));
+        log.push(format!(
+            "len {} unfinished {}",
+            q.len(),
+            q.unfinished_tasks()
+        ));
         assert_eq!(d.dropped(), 2, "the two items left were dropped");
         yield_now();
         log.push(format!("join done {}", j.is_done()));
@@ -766,17 +777,16 @@ fn woken_putter_cancelled_before_running_leaves_the_room_to_the_next() {
         log.push(format!("main got {}", q.get_nowait().unwrap()));
         a.cancel();
         join_all([a, b]);
-        log.push(format!("main got {} left {}", q.get_nowait().unwrap(), q.len()));
+        log.push(format!(
+            "main got {} left {}",
+            q.get_nowait().unwrap(),
+            q.len()
+        ));
         log.lines()
     });
     assert_eq!(
         out,
-        lines(&[
-            "main got 0",
-            "A cancelled",
-            "B put 2",
-            "main got 2 left 0",
-        ])
+        lines(&["main got 0", "A cancelled", "B put 2", "main got 2 left 0",])
     );
 }
 
@@ -884,7 +894,11 @@ fn closing_the_loop_with_blocked_putters_drops_every_item_once() {
         });
         assert_eq!(drops.dropped(), 0);
         drop(lp);
-        assert_eq!(drops.dropped(), 4, "the blocked putters' items went with their stacks");
+        assert_eq!(
+            drops.dropped(),
+            4,
+            "the blocked putters' items went with their stacks"
+        );
         assert!(format!("{q:?}").contains("putters: 0"), "{q:?}");
         assert_eq!(q.len(), 1);
     }

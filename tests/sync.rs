@@ -111,7 +111,9 @@ fn lock_story_prints_what_cpython_prints() {
             .map(|name| {
                 let (log, lock) = (log.clone(), lock.clone());
                 spawn(move || {
-                    log.push(format!("Trabajador {name} está intentando adquirir el lock..."));
+                    log.push(format!(
+                        "Trabajador {name} está intentando adquirir el lock..."
+                    ));
                     {
                         let _guard = lock.acquire();
                         log.push(format!("Trabajador {name} ha adquirido el lock."));
@@ -152,7 +154,10 @@ fn uncontended_lock_acquire_does_not_suspend() {
             drop(guard);
             assert!(!lock.locked());
         }
-        assert!(!ran.get(), "acquiring a free lock must not let other tasks run");
+        assert!(
+            !ran.get(),
+            "acquiring a free lock must not let other tasks run"
+        );
         other.join().unwrap();
     });
 }
@@ -352,7 +357,10 @@ fn cancelled_lock_waiter_leaves_no_ghost() {
         }
         assert_eq!(format!("{lock:?}"), "Lock { locked: true, waiters: 0 }");
         drop(g);
-        assert!(lock.try_acquire().is_some(), "no ghost waiter blocks the lock");
+        assert!(
+            lock.try_acquire().is_some(),
+            "no ghost waiter blocks the lock"
+        );
     });
 }
 
@@ -502,7 +510,10 @@ fn closing_the_loop_with_lock_waiters_unwinds_them_and_frees_their_stacks() {
         });
         assert!(lock.locked());
         drop(lp);
-        assert!(!lock.locked(), "the holder's guard was dropped with its stack");
+        assert!(
+            !lock.locked(),
+            "the holder's guard was dropped with its stack"
+        );
         assert_eq!(format!("{lock:?}"), "Lock { locked: false, waiters: 0 }");
     }
     assert_eq!(drops.made(), 4);
@@ -579,7 +590,10 @@ fn uncontended_semaphore_acquire_does_not_suspend() {
         assert_eq!(sem.available(), 0);
         assert!(sem.locked());
         assert!(sem.try_acquire().is_none());
-        assert!(!ran.get(), "taking free permits must not let other tasks run");
+        assert!(
+            !ran.get(),
+            "taking free permits must not let other tasks run"
+        );
         drop((a, b, c));
         assert_eq!(sem.available(), 3);
         assert!(!sem.locked());
@@ -1148,7 +1162,10 @@ fn notified_condition_waiter_cancelled_passes_the_notification_on() {
         }
         join_all([a, b]);
         assert!(!cond.locked());
-        assert_eq!(format!("{cond:?}"), "Condition { locked: false, waiters: 0 }");
+        assert_eq!(
+            format!("{cond:?}"),
+            "Condition { locked: false, waiters: 0 }"
+        );
         log.lines()
     });
     assert_eq!(
@@ -1179,7 +1196,10 @@ fn condition_waiter_cancelled_while_waiting_unwinds_without_the_lock() {
         w.cancel();
         assert_eq!(w.join(), Err(JoinError::Cancelled));
         assert!(!cond.locked());
-        assert_eq!(format!("{cond:?}"), "Condition { locked: false, waiters: 0 }");
+        assert_eq!(
+            format!("{cond:?}"),
+            "Condition { locked: false, waiters: 0 }"
+        );
         // Nobody is notified by a cancelled, un-notified waiter.
         let g = cond.acquire();
         cond.notify_all();
@@ -1242,7 +1262,11 @@ fn condition_wait_for_checks_the_predicate_first_and_after_each_wake() {
             cond.notify_all();
         }
         assert_eq!(waiter.join(), Ok(3));
-        assert_eq!(checks.get(), 4, "once before waiting, once per notification");
+        assert_eq!(
+            checks.get(),
+            4,
+            "once before waiting, once per notification"
+        );
         // A predicate already true does not wait at all.
         let g = cond.acquire();
         let _g = cond.wait_for(g, || true);
@@ -1299,7 +1323,10 @@ fn condition_wait_with_another_locks_guard_panics() {
             Err(JoinError::Panicked(msg)) => assert!(msg.contains("different lock"), "{msg}"),
             other => panic!("expected a panic, got {other:?}"),
         }
-        assert!(!other.locked(), "the foreign guard was dropped on the way out");
+        assert!(
+            !other.locked(),
+            "the foreign guard was dropped on the way out"
+        );
     });
 }
 

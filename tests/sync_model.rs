@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use bucle::sync::{Lock, PutError, Queue, QueueShutDown, Semaphore};
 use bucle::{
-    AnyTask, EventLoop, JoinError, Task, sleep, sleep_until, spawn, stack_pool_stats, time,
-    timeout,
+    AnyTask, EventLoop, JoinError, Task, sleep, sleep_until, spawn, stack_pool_stats, time, timeout,
 };
 use common::drops::{Drops, Token};
 use proptest::prelude::*;
@@ -185,14 +184,24 @@ fn play(scripts: &[Acquirer], max: usize, acquire: Rc<dyn Fn() -> Box<dyn Any>>)
 /// granted.
 fn check_fifo(scripts: &[Acquirer], trace: &Trace) -> Result<(), TestCaseError> {
     let granted: BTreeSet<usize> = trace.grants.iter().copied().collect();
-    prop_assert_eq!(granted.len(), trace.grants.len(), "granted twice: {:?}", trace);
+    prop_assert_eq!(
+        granted.len(),
+        trace.grants.len(),
+        "granted twice: {:?}",
+        trace
+    );
     let expected: Vec<usize> = trace
         .calls
         .iter()
         .copied()
         .filter(|i| granted.contains(i))
         .collect();
-    prop_assert_eq!(&trace.grants, &expected, "grants out of call order: {:?}", trace);
+    prop_assert_eq!(
+        &trace.grants,
+        &expected,
+        "grants out of call order: {:?}",
+        trace
+    );
     for (i, s) in scripts.iter().enumerate() {
         let gave_up = trace.timed_out.contains(&i) || trace.cancelled.contains(&i);
         if !gave_up {
@@ -211,7 +220,11 @@ fn lock_run(scripts: Vec<Acquirer>, seed: Option<u64>) -> Result<(), TestCaseErr
     let trace = vrun(seed, move || {
         let lock = Lock::new();
         let l = lock.clone();
-        let trace = play(&s, 1, Rc::new(move || Box::new(l.acquire()) as Box<dyn Any>));
+        let trace = play(
+            &s,
+            1,
+            Rc::new(move || Box::new(l.acquire()) as Box<dyn Any>),
+        );
         assert!(!lock.locked(), "the lock is free at the end");
         assert_eq!(format!("{lock:?}"), "Lock { locked: false, waiters: 0 }");
         assert!(lock.try_acquire().is_some(), "no ghost waiter");
@@ -366,8 +379,15 @@ fn getters_run(
         .iter()
         .filter(|e| matches!(e, GetEvent::Got(..)))
         .count();
-    prop_assert_eq!(got + items.len(), n_items, "items in = items out + items left");
-    prop_assert!(owed.iter().all(VecDeque::is_empty), "owed items never delivered");
+    prop_assert_eq!(
+        got + items.len(),
+        n_items,
+        "items in = items out + items left"
+    );
+    prop_assert!(
+        owed.iter().all(VecDeque::is_empty),
+        "owed items never delivered"
+    );
     Ok(())
 }
 
@@ -453,7 +473,12 @@ fn putters_run(
                 }
             }
             PutEvent::Done(x) => {
-                prop_assert!(entered.contains(&x), "put {} returned before its turn: {:?}", x, log);
+                prop_assert!(
+                    entered.contains(&x),
+                    "put {} returned before its turn: {:?}",
+                    x,
+                    log
+                );
             }
             PutEvent::Take(x) => {
                 prop_assert_eq!(items.pop_front(), Some(x), "log {:?}", log);
@@ -574,7 +599,10 @@ fn queue_storm(
             join_checked(t);
         }
         let dbg = format!("{q:?}");
-        assert!(dbg.contains("getters: 0") && dbg.contains("putters: 0"), "{dbg}");
+        assert!(
+            dbg.contains("getters: 0") && dbg.contains("putters: 0"),
+            "{dbg}"
+        );
         let mut left = Vec::new();
         while let Ok((id, _token)) = q.get_nowait() {
             left.push(id);
