@@ -790,6 +790,84 @@ fn woken_putter_cancelled_before_running_leaves_the_room_to_the_next() {
     );
 }
 
+/// A cancelled getter whose task has not unwound yet is still in line; a
+/// put must skip it and wake the next one.
+///
+/// ```python
+/// a = asyncio.create_task(g("A")); b = asyncio.create_task(g("B"))
+/// await asyncio.sleep(0)
+/// a.cancel()
+/// q.put_nowait(1)
+/// await asyncio.gather(a, b, return_exceptions=True)
+/// ```
+#[test]
+fn put_skips_a_cancelled_getter_still_in_line() {
+    let out = vrun(|| {
+        let q = Queue::new();
+        let log = Log::default();
+        let g = |name: &'static str| {
+            let (q, log) = (q.clone(), log.clone());
+            spawn(move || {
+                let c = OnCancel(log.clone(), format!("{name} cancelled"));
+                let item = q.get().unwrap();
+                drop(c);
+                log.push(format!("{name} got {item}"));
+            })
+        };
+        let a = g("A");
+        let b = g("B");
+        yield_now();
+        a.cancel();
+        q.put_nowait(1).unwrap();
+        join_all([a, b]);
+        log.lines()
+    });
+    assert_eq!(out, lines(&["A cancelled", "B got 1"]));
+}
+
+/// The same for putters: a get must skip a cancelled putter still in line.
+///
+/// ```python
+/// q = asyncio.Queue(1)
+/// q.put_nowait(0)
+/// a = asyncio.create_task(p("A", 1)); b = asyncio.create_task(p("B", 2))
+/// await asyncio.sleep(0)
+/// a.cancel()
+/// log.append(f"main got {q.get_nowait()}")
+/// await asyncio.gather(a, b, return_exceptions=True)
+/// log.append(f"left {list(q._queue)}")
+/// ```
+#[test]
+fn get_skips_a_cancelled_putter_still_in_line() {
+    let out = vrun(|| {
+        let q = Queue::with_maxsize(1);
+        let log = Log::default();
+        q.put_nowait(0).unwrap();
+        let p = |name: &'static str, x: i32| {
+            let (q, log) = (q.clone(), log.clone());
+            spawn(move || {
+                let c = OnCancel(log.clone(), format!("{name} cancelled"));
+                q.put(x).unwrap();
+                drop(c);
+                log.push(format!("{name} put {x}"));
+            })
+        };
+        let a = p("A", 1);
+        let b = p("B", 2);
+        yield_now();
+        a.cancel();
+        log.push(format!("main got {}", q.get_nowait().unwrap()));
+        join_all([a, b]);
+        let left: Vec<_> = std::iter::from_fn(|| q.get_nowait().ok()).collect();
+        log.push(format!("left {left:?}"));
+        log.lines()
+    });
+    assert_eq!(
+        out,
+        lines(&["main got 0", "A cancelled", "B put 2", "left [2]"])
+    );
+}
+
 #[test]
 fn timed_out_getters_and_putters_lose_nothing_and_leave_no_ghosts() {
     let drops = Drops::new();

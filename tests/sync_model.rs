@@ -338,8 +338,9 @@ fn getters_run(
         for t in tasks {
             join_checked(t);
         }
-        let log = log.borrow().clone();
-        log
+        // Clone out of the `RefCell` before the closure's locals drop.
+        let snapshot: Vec<_> = log.borrow().clone();
+        snapshot
     });
 
     // Replay against the model.
