@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use crate::future::Future;
 use crate::runtime::core;
-use crate::runtime::task::{ScopeUnwind, TaskRef};
+use crate::runtime::task::{CancelledUnwind, ScopeUnwind, TaskRef};
 use crate::runtime::{JoinError, Task, TaskBuilder};
 use crate::timer::next_scope_id;
 
@@ -400,6 +400,12 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
             st.aborting.set(true);
             for c in st.children.borrow().iter() {
                 c.cancel();
+            }
+            // Only a cancellation or a scope's unwind may wait for the
+            // children; anything else (the loop closing and dropping this
+            // task, a panic) must go on at once.
+            if !payload.is::<ScopeUnwind>() && !payload.is::<CancelledUnwind>() {
+                panic::resume_unwind(payload);
             }
             let ours = matches!(payload.downcast_ref::<ScopeUnwind>(), Some(ScopeUnwind(s)) if *s == scope);
             if !ours && pending_unwind.is_none() {

@@ -677,6 +677,28 @@ fn immediate_shutdown_wakes_getters_with_an_error() {
 }
 
 #[test]
+fn immediate_shutdown_releases_joiners_when_it_leaves_nothing_unfinished() {
+    vrun(|| {
+        let q = Queue::new();
+        q.put_nowait('a').unwrap();
+        q.put_nowait('b').unwrap();
+        let joiner = {
+            let q = q.clone();
+            spawn(move || {
+                q.join();
+                time()
+            })
+        };
+        sleep(secs(1));
+        assert!(!joiner.is_done());
+        q.shutdown(true);
+        assert_eq!(q.unfinished_tasks(), 0);
+        assert_eq!(joiner.join(), Ok(secs(1)));
+        q.join();
+    });
+}
+
+#[test]
 fn items_whose_destructor_uses_the_queue_can_be_discarded_by_shutdown() {
     struct Nosy(Queue<Nosy>, Rc<Cell<usize>>);
     impl Drop for Nosy {

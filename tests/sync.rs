@@ -1116,6 +1116,46 @@ fn condition_notify_wakes_waiters_in_arrival_order() {
     );
 }
 
+#[test]
+fn condition_notify_skips_waiters_already_notified() {
+    let out = vrun(|| {
+        let cond = Condition::new();
+        let log = Log::default();
+        let tasks: Vec<_> = ["A", "B", "C"]
+            .into_iter()
+            .map(|name| {
+                let (cond, log) = (cond.clone(), log.clone());
+                spawn(move || {
+                    let g = cond.acquire();
+                    let _g = cond.wait(g);
+                    log.push(format!("{name} woke"));
+                })
+            })
+            .collect();
+        yield_now();
+        {
+            let _g = cond.acquire();
+            cond.notify(1);
+            cond.notify(1); // A is notified already: this one is B's
+        }
+        for _ in 0..4 {
+            yield_now();
+        }
+        assert_eq!(log.lines(), lines(&["A woke", "B woke"]));
+        assert_eq!(
+            format!("{cond:?}"),
+            "Condition { locked: false, waiters: 1 }"
+        );
+        {
+            let _g = cond.acquire();
+            cond.notify(5); // more than are waiting
+        }
+        join_all(tasks);
+        log.lines()
+    });
+    assert_eq!(out, lines(&["A woke", "B woke", "C woke"]));
+}
+
 /// A waiter notified and then cancelled passes the notification on
 /// (CPython 3.13; 3.12 loses it and this program hangs there).
 ///
