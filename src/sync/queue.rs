@@ -154,6 +154,7 @@ struct Inner<T, S> {
 
 /// `_wakeup_next`: wake the first waiter not already woken or cancelled,
 /// taking it out of line.
+#[inline]
 fn wakeup_next(waiters: &Waiters) {
     loop {
         let next = waiters.borrow_mut().pop_front();

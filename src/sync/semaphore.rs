@@ -305,6 +305,13 @@ impl fmt::Debug for BoundedSemaphore {
 /// waiter in line. It owns a handle to its semaphore, so it can be moved or
 /// stored; it is given back on drop wherever it is, including while a
 /// cancelled task unwinds.
+///
+/// # Panics
+///
+/// Dropping a permit of a [`BoundedSemaphore`] that is already at its bound
+/// (because it was released by hand while this permit was out) panics with
+/// "BoundedSemaphore released too many times", unless the thread is already
+/// unwinding. Use [`SemaphorePermit::forget`] for manual release.
 #[must_use = "the permit is given back as soon as it is dropped"]
 pub struct SemaphorePermit {
     /// `None` once forgotten.
