@@ -347,7 +347,11 @@ impl<'p> Model<'p> {
             let pc = self.tasks[t].pc;
             let Some(&op) = script.get(pc) else {
                 self.emit(t, "end");
-                self.finish(t, false);
+                // A task that cancelled itself and then returned without
+                // suspending again still ends cancelled (asyncio's
+                // `_must_cancel` checked at StopIteration).
+                let cancelled = std::mem::take(&mut self.tasks[t].cancel);
+                self.finish(t, cancelled);
                 return;
             };
             let out = match op {
