@@ -352,8 +352,7 @@ impl TaskGroup {
 /// for, then the panic or cancellation continues.
 pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError> {
     let what = "bucle::task_group";
-    let core = core::running(what);
-    let parent = core.current_task(what);
+    let parent = core::current_task(what);
     let scope = next_scope_id();
     parent.header.scopes.borrow_mut().push(scope);
     let group = TaskGroup {

@@ -280,7 +280,7 @@ impl<T: Clone + 'static> Future<T> {
         }
         let name = "bucle::Future::wait";
         let core = core::running(name);
-        let me = core.current_task(name);
+        let me = core::current_task(name);
         let waker = core::prepare_wait(&me);
         self.inner.waiters.borrow_mut().push(FutWaiter::Wake(waker));
         let target: Rc<dyn CancelWait> = self.inner.clone();

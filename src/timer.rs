@@ -269,7 +269,7 @@ pub fn sleep_until(deadline: Duration) {
 }
 
 fn sleep_on(core: &Rc<core::Core>, deadline: Duration, what: &str) {
-    let me = core.current_task(what);
+    let me = core::current_task(what);
     let waker = core::prepare_wait(&me);
     core.timers.push(deadline, TimerAction::Wake(waker));
     // If the sleep is interrupted, its timer entry is dead.
@@ -497,7 +497,7 @@ fn scope<T>(
     f: impl FnOnce(&Timeout) -> T,
     what: &str,
 ) -> Result<T, Elapsed> {
-    let task = core.current_task(what);
+    let task = core::current_task(what);
     let id = next_scope_id();
     task.header.scopes.borrow_mut().push(id);
     let t = Timeout {

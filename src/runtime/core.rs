@@ -9,6 +9,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::generator::GeneratorState;
 use crate::runtime::task::{
     CancelledUnwind, Interrupt, Outcome, ScopeUnwind, State, TaskRef, Waiter, Waker, panic_message,
 };
@@ -51,6 +52,17 @@ impl Wait {
 pub(crate) trait CancelWait {
     /// Cancels it, waking its waiters; `false` if it was already done.
     fn cancel_for_waiter(self: Rc<Self>) -> bool;
+}
+
+/// What a task tells the loop when it suspends (curio's traps, reduced to
+/// the two the loop must act on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trap {
+    /// `yield_now`: put me at the back of the ready queue. The loop does it
+    /// with the reference it already holds, so the switch clones nothing.
+    Requeue,
+    /// Parked on something that will wake me (or already did).
+    Park,
 }
 
 /// One entry of the ready queue: a unit of work for the next batch.
@@ -97,9 +109,11 @@ pub(crate) struct Core {
     /// Work for the coming batches, FIFO. Invariant: a task appears here at
     /// most once, as `Step`, exactly while its state is `Scheduled`.
     pub(crate) ready: RefCell<VecDeque<Runnable>>,
-    /// The task being resumed right now, if any (`None` between steps and
-    /// while a callback runs).
-    current: Cell<Option<TaskRef>>,
+    /// An empty queue with capacity, swapped in for `ready` when a batch
+    /// starts (double buffering: the batch then runs with no borrow per
+    /// entry, and work appended meanwhile lands in the next tick by
+    /// construction).
+    spare: Cell<VecDeque<Runnable>>,
     /// Every task not yet done, so the loop can report a deadlock and unwind
     /// the leftovers at close. Slots are reused through `free_slots`;
     /// `Header::slot_index` says where each task is.
@@ -129,6 +143,45 @@ pub(crate) struct Core {
 thread_local! {
     /// The loop running on this thread, if any.
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+    /// The task being resumed right now on this thread, if any (`None`
+    /// between steps and while a callback runs). Only one loop runs per
+    /// thread, so one slot serves them all.
+    static CURRENT_TASK: Cell<Option<TaskRef>> = const { Cell::new(None) };
+}
+
+/// The task running now, if any.
+#[inline]
+pub(crate) fn try_current_task() -> Option<TaskRef> {
+    CURRENT_TASK.with(|c| {
+        let t = c.take();
+        let out = t.clone();
+        c.set(t);
+        out
+    })
+}
+
+/// The task running now.
+///
+/// # Panics
+///
+/// Outside a running loop, or in a callback (outside any task); the message
+/// names `what` and the fix.
+#[inline]
+pub(crate) fn current_task(what: &str) -> TaskRef {
+    match try_current_task() {
+        Some(t) => t,
+        None => not_in_a_task(what),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_in_a_task(what: &str) -> ! {
+    drop(running(what));
+    panic!(
+        "{what} called from a callback, outside any task; only a task can wait. \
+         Spawn a task (bucle::spawn) to do the waiting"
+    )
 }
 
 /// The loop running on this thread.
@@ -185,7 +238,7 @@ impl Core {
     pub(crate) fn new(opts: Options) -> Rc<Core> {
         Rc::new(Core {
             ready: RefCell::new(VecDeque::with_capacity(64)),
-            current: Cell::new(None),
+            spare: Cell::new(VecDeque::new()),
             tasks: RefCell::new(Vec::new()),
             free_slots: RefCell::new(Vec::new()),
             live_tasks: Cell::new(0),
@@ -199,28 +252,6 @@ impl Core {
             clock: Clock::new(opts.virtual_time),
             external: Cell::new(0),
         })
-    }
-
-    /// The task being resumed now.
-    ///
-    /// # Panics
-    ///
-    /// If no task is running (code running in a callback).
-    pub(crate) fn current_task(&self, what: &str) -> TaskRef {
-        match self.try_current_task() {
-            Some(t) => t,
-            None => panic!(
-                "{what} called from a callback, outside any task; only a task can wait. \
-                 Spawn a task (bucle::spawn) to do the waiting"
-            ),
-        }
-    }
-
-    pub(crate) fn try_current_task(&self) -> Option<TaskRef> {
-        let t = self.current.take();
-        let out = t.clone();
-        self.current.set(t);
-        out
     }
 
     /// Adds a new task to the table and the back of the ready queue.
@@ -346,10 +377,9 @@ impl Core {
     /// Phase 3: run the batch. Work appended while it runs waits for the
     /// next tick.
     fn phase_run_ready(&self) {
-        let n = self.ready.borrow().len();
+        let mut batch = std::mem::replace(&mut *self.ready.borrow_mut(), self.spare.take());
         if let Some(mut x) = self.rng.get() {
-            let mut ready = self.ready.borrow_mut();
-            let batch = &mut ready.make_contiguous()[..n];
+            let batch = batch.make_contiguous();
             for i in (1..batch.len()).rev() {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -358,21 +388,20 @@ impl Core {
             }
             self.rng.set(Some(x));
         }
-        for _ in 0..n {
-            let next = self.ready.borrow_mut().pop_front();
+        while let Some(next) = batch.pop_front() {
             match next {
-                Some(Runnable::Step(task)) => self.step(task),
-                Some(Runnable::Wake(waker)) => waker.wake(),
-                Some(Runnable::Call(f)) => self.run_callback(f),
-                Some(Runnable::Handle(h)) => {
+                Runnable::Step(task) => self.step(task),
+                Runnable::Wake(waker) => waker.wake(),
+                Runnable::Call(f) => self.run_callback(f),
+                Runnable::Handle(h) => {
                     if let Some(f) = h.take() {
                         self.run_callback(f);
                     }
                 }
-                Some(Runnable::Interrupt(task, scope)) => fire_scope(&task, scope),
-                None => break,
+                Runnable::Interrupt(task, scope) => fire_scope(&task, scope),
             }
         }
+        self.spare.set(batch);
     }
 
     fn run_callback(&self, f: Box<dyn FnOnce()>) {
@@ -408,14 +437,21 @@ impl Core {
             return;
         }
         h.state.set(State::Running);
-        self.current.set(Some(task.clone()));
-        let complete = generator.resume(()).complete().is_some();
-        self.current.set(None);
-        if complete {
-            let generator = slot.take();
-            drop(slot);
-            drop(generator);
-            self.finish(&task);
+        CURRENT_TASK.with(|c| c.set(Some(task.clone())));
+        let state = generator.resume(());
+        CURRENT_TASK.with(Cell::take);
+        match state {
+            GeneratorState::Yielded(Trap::Requeue) => {
+                drop(slot);
+                self.ready.borrow_mut().push_back(Runnable::Step(task));
+            }
+            GeneratorState::Yielded(Trap::Park) => {}
+            GeneratorState::Complete(()) => {
+                let generator = slot.take();
+                drop(slot);
+                drop(generator);
+                self.finish(&task);
+            }
         }
     }
 
@@ -540,23 +576,22 @@ pub(crate) fn park(core: &Core, me: &TaskRef, wait: Wait, what: &str) {
         // does when a task with `_must_cancel` awaits.
         interrupt_wait(core, me);
     }
-    suspend(me, what);
+    suspend(me, Trap::Park, what);
 }
 
-/// Puts the current task at the back of the ready queue and suspends it.
-pub(crate) fn yield_task(core: &Core, me: &TaskRef, what: &str) {
-    core.schedule(me.clone());
-    suspend(me, what);
+/// Suspends the current task and has the loop put it at the back of the
+/// ready queue.
+#[inline]
+pub(crate) fn yield_task(me: &TaskRef, what: &str) {
+    me.header.state.set(State::Scheduled);
+    suspend(me, Trap::Requeue, what);
 }
 
-fn suspend(me: &TaskRef, what: &str) {
+#[inline]
+fn suspend(me: &TaskRef, trap: Trap, what: &str) {
     let h = &me.header;
-    if h.yielder.suspend(()).is_err() {
-        panic!(
-            "{what} was called on the stack of a generator nested inside a task; only code \
-             running on the task's own stack can suspend it. Yield the value out of the nested \
-             generator and wait in the task instead"
-        );
+    if h.yielder.suspend(trap).is_err() {
+        nested_generator(what);
     }
     // Resumed by the loop (state is `Running` again).
     if let Some(interrupt) = h.interrupt.take() {
@@ -565,6 +600,16 @@ fn suspend(me: &TaskRef, what: &str) {
             Interrupt::Scope(id) => panic::resume_unwind(Box::new(ScopeUnwind(id))),
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn nested_generator(what: &str) -> ! {
+    panic!(
+        "{what} was called on the stack of a generator nested inside a task; only code \
+         running on the task's own stack can suspend it. Yield the value out of the nested \
+         generator and wait in the task instead"
+    );
 }
 
 /// Makes a waiting task give up its wait: cancels what it waits on where

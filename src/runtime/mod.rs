@@ -380,9 +380,7 @@ pub fn try_spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> io::Result<Task
 /// unwinds instead of returning.
 pub fn yield_now() {
     let what = "bucle::yield_now";
-    let core = core::running(what);
-    let me = core.current_task(what);
-    core::yield_task(&core, &me, what);
+    core::yield_task(&core::current_task(what), what);
 }
 
 /// The task running now, or `None` in a callback: `asyncio.current_task()`.
@@ -391,9 +389,8 @@ pub fn yield_now() {
 ///
 /// Outside a running loop.
 pub fn current_task() -> Option<AnyTask> {
-    core::running("bucle::current_task")
-        .try_current_task()
-        .map(AnyTask::new)
+    drop(core::running("bucle::current_task"));
+    core::try_current_task().map(AnyTask::new)
 }
 
 /// Schedules `callback` to run in the next tick: `loop.call_soon`.

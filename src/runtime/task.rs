@@ -8,7 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 
 use crate::generator::{Generator, Yielder, YielderSlot};
-use crate::runtime::core::{self, Core, Wait};
+use crate::runtime::core::{self, Core, Trap, Wait};
 
 /// A task's identity, unique within its thread for the life of the process.
 ///
@@ -143,9 +143,9 @@ pub(crate) struct Header {
     pub(crate) interrupt: Cell<Option<Interrupt>>,
     /// The coroutine. `Some` from spawn until the task is done (or the loop
     /// closes); taken out only by the loop.
-    pub(crate) generator: RefCell<Option<Generator<(), (), ()>>>,
+    pub(crate) generator: RefCell<Option<Generator<Trap, (), ()>>>,
     /// Where the body publishes its yielder, so `park` can suspend it.
-    pub(crate) yielder: YielderSlot<(), ()>,
+    pub(crate) yielder: YielderSlot<Trap, ()>,
     /// Tasks joining this one and done callbacks, in registration order.
     pub(crate) waiters: RefCell<Vec<Waiter>>,
     /// Live `Task<T>` handles; when it drops to zero on an unretrieved panic,
@@ -307,7 +307,7 @@ impl<T: 'static> Task<T> {
             return;
         }
         let core = core::running(what);
-        let me = core.current_task(what);
+        let me = core::current_task(what);
         if Rc::ptr_eq(&(self.cell.clone() as TaskRef), &me) {
             panic!("{what}: a task cannot join itself; it would wait forever");
         }
@@ -598,7 +598,7 @@ impl TaskBuilder {
         let body_cell = cell.clone();
         let generator = Generator::try_with_stack_size(
             self.stack_size.unwrap_or(core.stack_size),
-            move |y: &Yielder<(), ()>, ()| run_body(&body_cell, y, f),
+            move |y: &Yielder<Trap, ()>, ()| run_body(&body_cell, y, f),
         )?;
         *cell.header.generator.borrow_mut() = Some(generator);
         let task: TaskRef = cell.clone();
@@ -609,7 +609,7 @@ impl TaskBuilder {
 
 /// The body of every task's generator: run `f` with the yielder published,
 /// and turn its ending (value, panic, cancellation) into the result.
-fn run_body<T>(cell: &TypedCell<T>, y: &Yielder<(), ()>, f: impl FnOnce() -> T) {
+fn run_body<T>(cell: &TypedCell<T>, y: &Yielder<Trap, ()>, f: impl FnOnce() -> T) {
     let h = &cell.header;
     let result = match y.publish(&h.yielder, || panic::catch_unwind(AssertUnwindSafe(f))) {
         Ok(value) if h.interrupt.get() == Some(Interrupt::Cancel) => {
