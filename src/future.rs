@@ -8,6 +8,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use crate::runtime::core::{self, CancelWait, Wait};
+use crate::runtime::list::WaitList;
 use crate::runtime::task::Waker;
 
 /// Why a [`Future`] holds no value: asyncio's `CancelledError`, or the
@@ -72,7 +73,7 @@ struct Inner<T> {
     outcome: RefCell<Option<Result<T, FutureError>>>,
     /// Waiting tasks and done callbacks in registration order; emptied when
     /// the future completes.
-    waiters: RefCell<Vec<FutWaiter<T>>>,
+    waiters: RefCell<WaitList<FutWaiter<T>>>,
 }
 
 /// A result that will be set later, by someone else: `asyncio.Future`.
@@ -134,7 +135,7 @@ impl<T> Future<T> {
         Future {
             inner: Rc::new(Inner {
                 outcome: RefCell::new(None),
-                waiters: RefCell::new(Vec::new()),
+                waiters: RefCell::new(WaitList::Empty),
             }),
         }
     }
@@ -204,12 +205,10 @@ impl<T: 'static> Future<T> {
             *slot = Some(outcome);
         }
         let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
-        for w in waiters {
-            match w {
-                FutWaiter::Wake(waker) => waker.wake(),
-                FutWaiter::Callback(cb) => self.schedule_callback(cb),
-            }
-        }
+        waiters.drain(|w| match w {
+            FutWaiter::Wake(waker) => waker.wake(),
+            FutWaiter::Callback(cb) => self.schedule_callback(cb),
+        });
         Ok(())
     }
 

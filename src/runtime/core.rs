@@ -104,6 +104,40 @@ pub(crate) struct Options {
     pub(crate) virtual_time: bool,
 }
 
+/// Every task of a loop that is not yet done: a slab whose free slots are
+/// reused, so registering and removing a task is O(1) with no search.
+#[derive(Default)]
+struct TaskTable {
+    /// `Some` for a live task; `Header::slot_index` is its index here.
+    slots: Vec<Option<TaskRef>>,
+    /// Indices of `None` slots, reused first.
+    free: Vec<usize>,
+    /// Number of `Some` slots.
+    live: usize,
+}
+
+impl TaskTable {
+    fn insert(&mut self, task: TaskRef) -> usize {
+        self.live += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(task);
+                i
+            }
+            None => {
+                self.slots.push(Some(task));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        self.slots[i] = None;
+        self.free.push(i);
+        self.live -= 1;
+    }
+}
+
 /// The state of one event loop, shared by every handle to it.
 pub(crate) struct Core {
     /// Work for the coming batches, FIFO. Invariant: a task appears here at
@@ -115,11 +149,8 @@ pub(crate) struct Core {
     /// construction).
     spare: Cell<VecDeque<Runnable>>,
     /// Every task not yet done, so the loop can report a deadlock and unwind
-    /// the leftovers at close. Slots are reused through `free_slots`;
-    /// `Header::slot_index` says where each task is.
-    tasks: RefCell<Vec<Option<TaskRef>>>,
-    free_slots: RefCell<Vec<usize>>,
-    live_tasks: Cell<usize>,
+    /// the leftovers at close.
+    tasks: RefCell<TaskTable>,
     /// Default stack size for tasks.
     pub(crate) stack_size: usize,
     /// xorshift state for seeded mode; `None` is strict FIFO.
@@ -239,9 +270,7 @@ impl Core {
         Rc::new(Core {
             ready: RefCell::new(VecDeque::with_capacity(64)),
             spare: Cell::new(VecDeque::new()),
-            tasks: RefCell::new(Vec::new()),
-            free_slots: RefCell::new(Vec::new()),
-            live_tasks: Cell::new(0),
+            tasks: RefCell::new(TaskTable::default()),
             stack_size: opts.stack_size,
             rng: Cell::new(opts.seed.map(|s| s ^ 0x9E37_79B9_7F4A_7C15 | 1)),
             stopping: Cell::new(false),
@@ -256,34 +285,21 @@ impl Core {
 
     /// Adds a new task to the table and the back of the ready queue.
     pub(crate) fn register(&self, task: TaskRef) {
-        let mut tasks = self.tasks.borrow_mut();
-        let index = match self.free_slots.borrow_mut().pop() {
-            Some(i) => {
-                tasks[i] = Some(task.clone());
-                i
-            }
-            None => {
-                tasks.push(Some(task.clone()));
-                tasks.len() - 1
-            }
-        };
+        let index = self.tasks.borrow_mut().insert(task.clone());
         task.header.slot_index.set(index);
-        self.live_tasks.set(self.live_tasks.get() + 1);
         self.ready.borrow_mut().push_back(Runnable::Step(task));
     }
 
     fn unregister(&self, task: &TaskRef) {
         let i = task.header.slot_index.replace(usize::MAX);
         if i != usize::MAX {
-            self.tasks.borrow_mut()[i] = None;
-            self.free_slots.borrow_mut().push(i);
-            self.live_tasks.set(self.live_tasks.get() - 1);
+            self.tasks.borrow_mut().remove(i);
         }
     }
 
     /// Number of tasks not yet done.
     pub(crate) fn live_tasks(&self) -> usize {
-        self.live_tasks.get()
+        self.tasks.borrow().live
     }
 
     /// Puts a waiting task at the back of the ready queue.
@@ -401,7 +417,11 @@ impl Core {
                 Runnable::Interrupt(task, scope) => fire_scope(&task, scope),
             }
         }
-        self.spare.set(batch);
+        // `spare` holds the empty placeholder `take` left; it owns no memory,
+        // so forgetting it skips drop glue on every tick without leaking.
+        let placeholder = self.spare.replace(batch);
+        debug_assert_eq!(placeholder.capacity(), 0);
+        std::mem::forget(placeholder);
     }
 
     fn run_callback(&self, f: Box<dyn FnOnce()>) {
@@ -463,12 +483,10 @@ impl Core {
         *h.wait.borrow_mut() = Wait::Nothing;
         self.unregister(task);
         let waiters = std::mem::take(&mut *h.waiters.borrow_mut());
-        for w in waiters {
-            match w {
-                Waiter::Wake(waker) => waker.wake(),
-                Waiter::Callback(cb) => self.call_soon_boxed(cb),
-            }
-        }
+        waiters.drain(|w| match w {
+            Waiter::Wake(waker) => waker.wake(),
+            Waiter::Callback(cb) => self.call_soon_boxed(cb),
+        });
         if h.outcome.get() == Outcome::Panicked && h.handles.get() == 0 {
             // No handle can join it any more; report it unless a done
             // callback (they run first, from the queue) takes the result.
@@ -489,7 +507,7 @@ impl Core {
              nothing outside the loop can wake a task. Blocked tasks:"
         );
         let tasks = self.tasks.borrow();
-        let mut blocked: Vec<_> = tasks.iter().flatten().collect();
+        let mut blocked: Vec<_> = tasks.slots.iter().flatten().collect();
         blocked.sort_by_key(|t| t.header.id);
         for t in blocked {
             let h = &t.header;
@@ -505,7 +523,14 @@ impl Core {
     /// Requests cancellation of every task not yet done (asyncio.run's
     /// `_cancel_all_tasks`).
     pub(crate) fn cancel_all(&self) {
-        let all: Vec<TaskRef> = self.tasks.borrow().iter().flatten().cloned().collect();
+        let all: Vec<TaskRef> = self
+            .tasks
+            .borrow()
+            .slots
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
         for t in all {
             cancel_task(&t);
         }
@@ -515,7 +540,14 @@ impl Core {
     /// clears the queues. Called by `EventLoop::close`.
     pub(crate) fn close(&self) {
         loop {
-            let all: Vec<TaskRef> = self.tasks.borrow().iter().flatten().cloned().collect();
+            let all: Vec<TaskRef> = self
+                .tasks
+                .borrow()
+                .slots
+                .iter()
+                .flatten()
+                .cloned()
+                .collect();
             let pending = self.ready.borrow_mut().drain(..).collect::<Vec<_>>();
             self.timers.clear();
             if all.is_empty() && pending.is_empty() {
@@ -530,7 +562,7 @@ impl Core {
                 h.state.set(State::Done);
                 h.outcome.set(Outcome::Cancelled);
                 *h.wait.borrow_mut() = Wait::Nothing;
-                h.waiters.borrow_mut().clear();
+                drop(std::mem::take(&mut *h.waiters.borrow_mut()));
                 t.set_cancelled();
                 self.unregister(&t);
             }
@@ -545,7 +577,7 @@ impl fmt::Debug for Core {
             .field("running", &self.running.get())
             .field("closed", &self.closed.get())
             .field("ready", &self.ready.borrow().len())
-            .field("tasks", &self.live_tasks.get())
+            .field("tasks", &self.live_tasks())
             .finish()
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../../docs/03-awaitables.md")]
 
 pub(crate) mod core;
+pub(crate) mod list;
 pub(crate) mod task;
 
 use std::fmt;

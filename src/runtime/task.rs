@@ -9,6 +9,7 @@ use std::rc::{Rc, Weak};
 
 use crate::generator::{Generator, Yielder, YielderSlot};
 use crate::runtime::core::{self, Core, Trap, Wait};
+use crate::runtime::list::WaitList;
 
 /// A task's identity, unique within its thread for the life of the process.
 ///
@@ -147,7 +148,7 @@ pub(crate) struct Header {
     /// Where the body publishes its yielder, so `park` can suspend it.
     pub(crate) yielder: YielderSlot<Trap, ()>,
     /// Tasks joining this one and done callbacks, in registration order.
-    pub(crate) waiters: RefCell<Vec<Waiter>>,
+    pub(crate) waiters: RefCell<WaitList<Waiter>>,
     /// Live `Task<T>` handles; when it drops to zero on an unretrieved panic,
     /// the panic is reported.
     pub(crate) handles: Cell<u32>,
@@ -584,7 +585,7 @@ impl TaskBuilder {
                 interrupt: Cell::new(None),
                 generator: RefCell::new(None),
                 yielder: YielderSlot::new(),
-                waiters: RefCell::new(Vec::new()),
+                waiters: RefCell::new(WaitList::Empty),
                 handles: Cell::new(0),
                 panic_seen: Cell::new(false),
                 panic_message: RefCell::new(None),
