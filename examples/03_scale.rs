@@ -14,7 +14,8 @@
 //! 2. **Scale.** Spawns suspended tasks with `try_spawn` until the kernel
 //!    refuses another stack. Each guarded stack is two memory mappings, and
 //!    Linux caps a process at `vm.max_map_count` mappings (65530 by
-//!    default), so this stops near 32,000 tasks. The error must name the
+//!    default), so this stops near 32,000 tasks — `bucle::MAP_RESERVE`
+//!    mappings short of the limit, so the allocator can still grow. The error must name the
 //!    limit; `spawn` at that point must panic with the same explanation (it
 //!    is caught here). Then every task runs, finishes, and gives its stack
 //!    back: no crash, no abort.
@@ -195,13 +196,13 @@ fn main() {
     let lp = EventLoop::new();
     let mut ok = memory(&lp);
     println!(
-        "Spawning suspended tasks on the default {} KiB stack until the OS refuses one:",
+        "Spawning suspended tasks on the default {} KiB stack until bucle's map budget refuses one:",
         DEFAULT_STACK_SIZE / 1024
     );
     ok &= scale(&lp, DEFAULT_STACK_SIZE, alloc_after_limit);
     println!(
-        "The same with {} KiB stacks (the default-size stacks left in the pool still hold \
-         their mappings):",
+        "The same with {} KiB stacks (the free default-size stacks left in the pool are \
+         unmapped first, so the count is the same):",
         MIN_STACK_SIZE / 1024
     );
     ok &= scale(&lp, MIN_STACK_SIZE, alloc_after_limit);

@@ -14,14 +14,20 @@
 //! Each guarded stack is two kernel memory mappings (the guard page and the
 //! usable part have different protections, so they cannot merge). Linux caps
 //! a process at `vm.max_map_count` mappings, 65530 by default, so a process
-//! can hold roughly 32 000 stacks at once whatever their size. Past that,
-//! `mmap` or `mprotect` fails with `ENOMEM`; [`allocate`] turns that into an
-//! [`io::Error`] that names the limit and the fix.
+//! can hold roughly 32 000 stacks at once whatever their size. Hitting the
+//! limit exactly would be fatal in a subtle way: the allocator needs
+//! mappings too, so the next `Vec` to grow would abort the process. So bucle
+//! keeps a budget: it stops mapping stacks [`MAP_RESERVE`] mappings short of
+//! the limit (counted from the mappings the process had before its first
+//! stack), and [`allocate`] reports the refusal as an [`io::Error`] that
+//! names the limit and the fix, while the rest of the program carries on.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::mem::ManuallyDrop;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use corosensei::stack::{DefaultStack, Stack, StackPointer};
 
@@ -41,6 +47,73 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// Beyond this, a returning stack is unmapped. 1024 × 256 KiB is 256 MiB of
 /// address space, of which only the pages previously touched stay resident.
 pub const POOL_LIMIT_PER_SIZE: usize = 1024;
+
+/// How many memory mappings bucle leaves free below `vm.max_map_count` for
+/// the allocator, thread stacks and libraries, when it refuses a new stack.
+pub const MAP_RESERVE: usize = 1024;
+
+/// Coroutine stacks mapped in this process right now (in use or pooled, on
+/// every thread). Only `Mapped` changes it.
+static MAPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// The process's stack budget, read once, on the first mapping.
+static BUDGET: OnceLock<Option<MapBudget>> = OnceLock::new();
+
+struct MapBudget {
+    /// `vm.max_map_count`.
+    limit: usize,
+    /// Mappings the process held before its first stack.
+    baseline: usize,
+    /// Stacks that fit: `(limit - baseline - MAP_RESERVE) / 2`.
+    stacks: usize,
+}
+
+/// The budget, or `None` where the limit cannot be read (not Linux).
+fn budget() -> Option<&'static MapBudget> {
+    BUDGET
+        .get_or_init(|| {
+            let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()?;
+            let baseline = count_mappings()?;
+            let stacks = limit.saturating_sub(baseline + MAP_RESERVE) / 2;
+            Some(MapBudget {
+                limit,
+                baseline,
+                stacks,
+            })
+        })
+        .as_ref()
+}
+
+/// Counts this process's memory mappings (lines of `/proc/self/maps`)
+/// through a fixed buffer: it is called when memory may be short, and the
+/// file is megabytes long when tens of thousands of stacks are mapped.
+fn count_mappings() -> Option<usize> {
+    use std::io::Read;
+    let mut file = std::fs::File::open("/proc/self/maps").ok()?;
+    let mut buf = [0u8; 4096];
+    let mut lines = 0;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Some(lines),
+            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A mapped stack, counted in `MAPPED` for as long as it exists.
+struct Mapped(DefaultStack);
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        MAPPED.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// A snapshot of this thread's stack pool, from [`stack_pool_stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,7 +148,7 @@ struct Pool {
     /// Free stacks, bucketed by usable size (bytes, page-rounded). Usually a
     /// single bucket; a `Vec` of pairs beats a map for one to three sizes.
     /// Invariant: every stack in a bucket has exactly that usable size.
-    free: RefCell<Vec<(usize, Vec<DefaultStack>)>>,
+    free: RefCell<Vec<(usize, Vec<Mapped>)>>,
     /// Stacks handed out by [`allocate`] and not yet dropped on this thread.
     in_use: Cell<usize>,
     /// Stacks ever mapped by this thread.
@@ -95,7 +168,7 @@ thread_local! {
 /// than `Option`: the stack is moved with every generator, and the smaller,
 /// check-free representation measurably speeds up create and drop.
 pub(crate) struct PooledStack {
-    stack: ManuallyDrop<DefaultStack>,
+    stack: ManuallyDrop<Mapped>,
     size: usize,
 }
 
@@ -150,17 +223,53 @@ pub(crate) fn allocate(size: usize) -> io::Result<PooledStack> {
 }
 
 #[cold]
-fn map_new(size: usize) -> io::Result<DefaultStack> {
+fn map_new(size: usize) -> io::Result<Mapped> {
+    if let Some(b) = budget() {
+        if MAPPED.load(Ordering::Relaxed) >= b.stacks {
+            // Free stacks of other sizes pooled on this thread count too.
+            release_pooled();
+        }
+        if MAPPED.load(Ordering::Relaxed) >= b.stacks {
+            return Err(budget_exhausted(size, b));
+        }
+    }
     match DefaultStack::new(size) {
         Ok(stack) => {
+            MAPPED.fetch_add(1, Ordering::Relaxed);
             POOL.with(|p| {
                 p.in_use.set(p.in_use.get() + 1);
                 p.mapped.set(p.mapped.get() + 1);
             });
-            Ok(stack)
+            Ok(Mapped(stack))
         }
         Err(e) => Err(explain_map_failure(size, e)),
     }
+}
+
+/// Unmaps every free stack pooled on this thread.
+fn release_pooled() {
+    let freed = POOL.with(|p| std::mem::take(&mut *p.free.borrow_mut()));
+    drop(freed);
+}
+
+const FIX: &str = "Each guarded stack costs two mappings, whatever its size, so smaller stacks do \
+                   not help: raise the limit (`sysctl -w vm.max_map_count=262144`) or keep fewer \
+                   coroutines alive at once";
+
+/// The error for a stack refused by the budget.
+fn budget_exhausted(size: usize, b: &MapBudget) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "could not map a {} KiB coroutine stack: {} stacks are mapped, the most that fit in \
+             vm.max_map_count = {} while keeping {MAP_RESERVE} mappings free for the rest of the \
+             process (which held {} mappings before its first stack). {FIX}",
+            size / 1024,
+            MAPPED.load(Ordering::Relaxed),
+            b.limit,
+            b.baseline
+        ),
+    )
 }
 
 /// Turns a failed `mmap`/`mprotect` into an error that names the limit.
@@ -168,24 +277,20 @@ fn explain_map_failure(size: usize, e: io::Error) -> io::Error {
     let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .map(|s| s.lines().count())
-        .ok();
-    let in_use = POOL.with(|p| p.in_use.get());
     let mut msg = format!(
-        "could not map a {} KiB coroutine stack ({e}) with {in_use} stacks in use on this thread",
-        size / 1024
+        "could not map a {} KiB coroutine stack ({e}) with {} stacks mapped",
+        size / 1024,
+        MAPPED.load(Ordering::Relaxed)
     );
-    if let (Some(limit), Some(maps)) = (limit, maps) {
-        msg.push_str(&format!(
+    match (limit, count_mappings()) {
+        (Some(limit), Some(maps)) => msg.push_str(&format!(
             "; the process holds {maps} memory mappings against vm.max_map_count = {limit}"
-        ));
+        )),
+        (Some(limit), None) => msg.push_str(&format!("; vm.max_map_count = {limit}")),
+        _ => {}
     }
-    msg.push_str(
-        ". Each guarded stack costs two mappings, whatever its size, so smaller stacks do not \
-         help: raise the limit (`sysctl -w vm.max_map_count=262144`) or keep fewer coroutines \
-         alive at once",
-    );
+    msg.push_str(". ");
+    msg.push_str(FIX);
     io::Error::new(e.kind(), msg)
 }
 
@@ -217,7 +322,7 @@ impl Drop for PooledStack {
 impl PooledStack {
     #[inline]
     fn inner(&self) -> &DefaultStack {
-        &self.stack
+        &self.stack.0
     }
 
     /// The usable size of this stack in bytes.
@@ -252,6 +357,7 @@ unsafe impl Stack for PooledStack {
     #[cfg(windows)]
     fn update_teb_fields(&mut self, stack_limit: usize, guaranteed_stack_bytes: usize) {
         self.stack
+            .0
             .update_teb_fields(stack_limit, guaranteed_stack_bytes)
     }
 }
