@@ -118,7 +118,7 @@ fn memory(lp: &EventLoop) -> bool {
     })
 }
 
-/// Part 2 and 3: spawn suspended tasks until the OS refuses a stack.
+/// Part 2 and 3: spawn suspended tasks until bucle refuses a stack.
 ///
 /// With `alloc_after_limit`, also allocates ~200,000 small boxes while the
 /// process sits at the limit, as a program that handles the error and goes

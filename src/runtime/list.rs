@@ -5,17 +5,12 @@ use std::mem;
 /// A list that stores its first element inline: almost every task is
 /// joined by at most one waiter and most futures have one, so this saves
 /// an allocation (and its free) on the spawn → join and wait → wake paths.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) enum WaitList<W> {
+    #[default]
     Empty,
     One(W),
     Many(Vec<W>),
-}
-
-impl<W> Default for WaitList<W> {
-    fn default() -> Self {
-        WaitList::Empty
-    }
 }
 
 impl<W> WaitList<W> {
