@@ -9,63 +9,22 @@
 
 mod common;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::time::Duration;
 
 use bucle::sync::{
     GenericQueue, LifoQueue, PriorityQueue, PutError, Queue, QueueShutDown, QueueStorage,
     TaskDoneError, TryGetError, TryPutError,
 };
-use bucle::{EventLoop, JoinError, Task, sleep, spawn, stack_pool_stats, time, timeout, yield_now};
+use bucle::{EventLoop, JoinError, sleep, spawn, stack_pool_stats, time, timeout, yield_now};
 use common::drops::{Drops, Token};
+use common::sync_support::{Log, OnCancel, join_all, secs, vrun};
 
 // -------------------------------------------------------------------------
 // Helpers.
-
-#[derive(Clone, Default)]
-struct Log(Rc<RefCell<Vec<String>>>);
-
-impl Log {
-    fn push(&self, line: impl Into<String>) {
-        self.0.borrow_mut().push(line.into());
-    }
-    fn lines(&self) -> Vec<String> {
-        self.0.borrow().clone()
-    }
-}
-
-/// Writes `msg` to the log if dropped while unwinding.
-struct OnCancel(Log, String);
-
-impl Drop for OnCancel {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.push(std::mem::take(&mut self.1));
-        }
-    }
-}
-
-fn vrun<T: 'static>(main: impl FnOnce() -> T + 'static) -> T {
-    let lp = EventLoop::builder().virtual_time().build();
-    let out = lp.run_until_complete(main);
-    lp.shutdown();
-    lp.close();
-    out
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn join_all<T: 'static>(tasks: impl IntoIterator<Item = Task<T>>) {
-    for t in tasks {
-        let _ = t.join();
-    }
-}
 
 fn lines(expected: &[&str]) -> Vec<String> {
     expected.iter().map(|s| s.to_string()).collect()

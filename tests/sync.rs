@@ -8,62 +8,17 @@
 
 mod common;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::time::Duration;
 
 use bucle::sync::{BoundedSemaphore, Condition, Event, Lock, Semaphore, TooManyReleases};
-use bucle::{EventLoop, JoinError, Task, sleep, spawn, stack_pool_stats, time, timeout, yield_now};
+use bucle::{EventLoop, JoinError, sleep, spawn, stack_pool_stats, time, timeout, yield_now};
 use common::drops::Drops;
+use common::sync_support::{Log, OnCancel, join_all, secs, vrun};
 
 // -------------------------------------------------------------------------
 // Helpers.
-
-/// A shared list of lines, in the order they were written.
-#[derive(Clone, Default)]
-struct Log(Rc<RefCell<Vec<String>>>);
-
-impl Log {
-    fn push(&self, line: impl Into<String>) {
-        self.0.borrow_mut().push(line.into());
-    }
-    fn lines(&self) -> Vec<String> {
-        self.0.borrow().clone()
-    }
-}
-
-/// Writes `msg` to the log if dropped while unwinding: Python's
-/// `except CancelledError: log(...); raise`.
-struct OnCancel(Log, String);
-
-impl Drop for OnCancel {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.push(std::mem::take(&mut self.1));
-        }
-    }
-}
-
-/// Runs `main` on a virtual-time loop, as `asyncio.run` would.
-fn vrun<T: 'static>(main: impl FnOnce() -> T + 'static) -> T {
-    let lp = EventLoop::builder().virtual_time().build();
-    let out = lp.run_until_complete(main);
-    lp.shutdown();
-    lp.close();
-    out
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-/// Joins every task, ignoring how it ended (`gather(..., return_exceptions=True)`).
-fn join_all<T: 'static>(tasks: impl IntoIterator<Item = Task<T>>) {
-    for t in tasks {
-        let _ = t.join();
-    }
-}
 
 /// The panic message of a run that must deadlock.
 fn deadlock_message(main: impl FnOnce() + 'static) -> String {

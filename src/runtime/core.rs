@@ -136,6 +136,12 @@ impl TaskTable {
         self.free.push(i);
         self.live -= 1;
     }
+
+    /// The live tasks, cloned out so the table can change while they are
+    /// acted on (cancelling or dropping a task unregisters it).
+    fn snapshot(&self) -> Vec<TaskRef> {
+        self.slots.iter().flatten().cloned().collect()
+    }
 }
 
 /// The state of one event loop, shared by every handle to it.
@@ -523,14 +529,7 @@ impl Core {
     /// Requests cancellation of every task not yet done (asyncio.run's
     /// `_cancel_all_tasks`).
     pub(crate) fn cancel_all(&self) {
-        let all: Vec<TaskRef> = self
-            .tasks
-            .borrow()
-            .slots
-            .iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let all = self.tasks.borrow().snapshot();
         for t in all {
             cancel_task(&t);
         }
@@ -540,14 +539,7 @@ impl Core {
     /// clears the queues. Called by `EventLoop::close`.
     pub(crate) fn close(&self) {
         loop {
-            let all: Vec<TaskRef> = self
-                .tasks
-                .borrow()
-                .slots
-                .iter()
-                .flatten()
-                .cloned()
-                .collect();
+            let all = self.tasks.borrow().snapshot();
             let pending = self.ready.borrow_mut().drain(..).collect::<Vec<_>>();
             self.timers.clear();
             if all.is_empty() && pending.is_empty() {

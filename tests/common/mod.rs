@@ -1,7 +1,8 @@
-//! Helpers shared by the stage 1 and stage 2 integration tests.
+//! Helpers shared by integration tests (stages 1–2, and the sync tests).
 #![allow(dead_code)]
 
 pub mod drops;
+pub mod sync_support;
 
 use std::any::Any;
 use std::sync::Once;

@@ -1,0 +1,53 @@
+//! Helpers shared by the `bucle::sync` test files (sync, queue).
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bucle::{EventLoop, Task};
+
+/// A shared list of lines, in the order they were written.
+#[derive(Clone, Default)]
+pub struct Log(Rc<RefCell<Vec<String>>>);
+
+impl Log {
+    pub fn push(&self, line: impl Into<String>) {
+        self.0.borrow_mut().push(line.into());
+    }
+    pub fn lines(&self) -> Vec<String> {
+        self.0.borrow().clone()
+    }
+}
+
+/// Writes `msg` to the log if dropped while unwinding: Python's
+/// `except CancelledError: log(...); raise`.
+pub struct OnCancel(pub Log, pub String);
+
+impl Drop for OnCancel {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.push(std::mem::take(&mut self.1));
+        }
+    }
+}
+
+/// Runs `main` on a virtual-time loop, as `asyncio.run` would.
+pub fn vrun<T: 'static>(main: impl FnOnce() -> T + 'static) -> T {
+    let lp = EventLoop::builder().virtual_time().build();
+    let out = lp.run_until_complete(main);
+    lp.shutdown();
+    lp.close();
+    out
+}
+
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Joins every task, ignoring how it ended (`gather(..., return_exceptions=True)`).
+pub fn join_all<T: 'static>(tasks: impl IntoIterator<Item = Task<T>>) {
+    for t in tasks {
+        let _ = t.join();
+    }
+}
