@@ -146,8 +146,11 @@ impl TaskTable {
 
 /// The state of one event loop, shared by every handle to it.
 pub(crate) struct Core {
-    /// Work for the coming batches, FIFO. Invariant: a task appears here at
-    /// most once, as `Step`, exactly while its state is `Scheduled`.
+    /// Work for the coming batches, FIFO. Invariant: a task is `Scheduled`
+    /// exactly while one `Step` for it is queued — here, or in the batch the
+    /// loop is running — with one transient exception: a task that yielded
+    /// with `Trap::Requeue` is `Scheduled` from its `yield_now` until the loop
+    /// pushes it, right after the resume returns.
     pub(crate) ready: RefCell<VecDeque<Runnable>>,
     /// An empty queue with capacity, swapped in for `ready` when a batch
     /// starts (double buffering: the batch then runs with no borrow per
