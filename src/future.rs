@@ -268,18 +268,23 @@ impl<T: Clone + 'static> Future<T> {
     /// asyncio; [`shield`](crate::shield) a task to avoid that — and `wait`
     /// unwinds.
     pub fn wait(&self) -> Result<T, FutureError> {
-        self.wait_labeled("a Future")
+        self.wait_as("a Future", Some("bucle::Future::wait"))
     }
 
-    /// [`Future::wait`], naming what the future stands for in a deadlock
-    /// report.
+    /// [`Future::wait`], naming what the future stands for ("Lock",
+    /// "Queue.get") in a deadlock report and in the misuse message.
     pub(crate) fn wait_labeled(&self, what: &'static str) -> Result<T, FutureError> {
+        self.wait_as(what, None)
+    }
+
+    fn wait_as(&self, what: &'static str, api: Option<&str>) -> Result<T, FutureError> {
         if let Some(outcome) = self.result() {
             return outcome;
         }
-        let name = "bucle::Future::wait";
-        let core = core::running(name);
-        let me = core::current_task(name);
+        let (Some(core), Some(me)) = (core::try_running(), core::try_current_task()) else {
+            misuse(what, api)
+        };
+        let name = api.unwrap_or(what);
         let waker = core::prepare_wait(&me);
         self.inner.waiters.borrow_mut().push(FutWaiter::Wake(waker));
         let target: Rc<dyn CancelWait> = self.inner.clone();
@@ -295,6 +300,17 @@ impl<T: Clone + 'static> Future<T> {
         self.result()
             .expect("a task waiting on a future is only woken once it is done")
     }
+}
+
+/// Panics with the message for waiting outside a task of a running loop,
+/// naming the API (or what is waited on: "waiting on Lock").
+#[cold]
+#[inline(never)]
+fn misuse(what: &str, api: Option<&str>) -> ! {
+    let name = api.map_or_else(|| format!("waiting on {what}"), str::to_owned);
+    drop(core::running(&name));
+    drop(core::current_task(&name));
+    unreachable!("misuse() is only called without a running loop or task")
 }
 
 impl<T: 'static> CancelWait for Inner<T> {

@@ -1334,3 +1334,14 @@ fn deadlock_report_names_the_condition() {
     });
     assert!(msg.contains("waits on Condition"), "{msg}");
 }
+
+#[test]
+fn waiting_on_a_lock_outside_a_loop_names_the_lock_and_the_fix() {
+    let lock = Lock::new();
+    let _held = lock.try_acquire().expect("a new lock is free");
+    let err = panic::catch_unwind(AssertUnwindSafe(|| drop(lock.acquire())))
+        .expect_err("a contended acquire outside a loop cannot wait");
+    let msg = err.downcast::<String>().map(|s| *s).unwrap_or_default();
+    assert!(msg.contains("waiting on Lock"), "{msg}");
+    assert!(msg.contains("wrap it in bucle::run"), "{msg}");
+}
