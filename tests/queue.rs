@@ -19,9 +19,9 @@ use bucle::sync::{
     GenericQueue, LifoQueue, PriorityQueue, PutError, Queue, QueueShutDown, QueueStorage,
     TaskDoneError, TryGetError, TryPutError,
 };
-use bucle::{EventLoop, JoinError, sleep, spawn, stack_pool_stats, time, timeout, yield_now};
+use bucle::{EventLoop, sleep, spawn, stack_pool_stats, time, timeout, yield_now};
 use common::drops::{Drops, Token};
-use common::sync_support::{Log, OnCancel, join_all, secs, vrun};
+use common::sync_support::{Log, OnCancel, expect_panic, join_all, secs, vrun};
 
 // -------------------------------------------------------------------------
 // Helpers.
@@ -415,12 +415,7 @@ fn task_done_too_many_times_is_a_clear_error() {
             let q = q.clone();
             spawn(move || q.task_done())
         };
-        match t.join() {
-            Err(JoinError::Panicked(msg)) => {
-                assert!(msg.contains("task_done() called too many times"), "{msg}")
-            }
-            other => panic!("expected a panic, got {other:?}"),
-        }
+        expect_panic(t, "task_done() called too many times");
     });
 }
 

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use bucle::sync::{BoundedSemaphore, Condition, Event, Lock, Semaphore, TooManyReleases};
 use bucle::{EventLoop, JoinError, sleep, spawn, stack_pool_stats, time, timeout, yield_now};
 use common::drops::Drops;
-use common::sync_support::{Log, OnCancel, join_all, secs, vrun};
+use common::sync_support::{Log, OnCancel, expect_panic, join_all, secs, vrun};
 
 // -------------------------------------------------------------------------
 // Helpers.
@@ -1293,12 +1293,7 @@ fn condition_notify_without_the_lock_panics() {
             let cond = cond.clone();
             spawn(move || cond.notify(1))
         };
-        match t.join() {
-            Err(JoinError::Panicked(msg)) => {
-                assert!(msg.contains("cannot notify on un-acquired lock"), "{msg}")
-            }
-            other => panic!("expected a panic, got {other:?}"),
-        }
+        expect_panic(t, "cannot notify on un-acquired lock");
     });
 }
 
@@ -1341,7 +1336,7 @@ fn waiting_on_a_lock_outside_a_loop_names_the_lock_and_the_fix() {
     let _held = lock.try_acquire().expect("a new lock is free");
     let err = panic::catch_unwind(AssertUnwindSafe(|| drop(lock.acquire())))
         .expect_err("a contended acquire outside a loop cannot wait");
-    let msg = err.downcast::<String>().map(|s| *s).unwrap_or_default();
+    let msg = common::panic_message(&err);
     assert!(msg.contains("waiting on Lock"), "{msg}");
     assert!(msg.contains("wrap it in bucle::run"), "{msg}");
 }

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bucle::{EventLoop, Task};
+use bucle::{EventLoop, JoinError, Task};
 
 /// A shared list of lines, in the order they were written.
 #[derive(Clone, Default)]
@@ -49,5 +49,14 @@ pub fn secs(n: u64) -> Duration {
 pub fn join_all<T: 'static>(tasks: impl IntoIterator<Item = Task<T>>) {
     for t in tasks {
         let _ = t.join();
+    }
+}
+
+/// Joins `task` and checks that it panicked with a message containing
+/// `needle`.
+pub fn expect_panic<T: std::fmt::Debug + 'static>(task: Task<T>, needle: &str) {
+    match task.join() {
+        Err(JoinError::Panicked(msg)) => assert!(msg.contains(needle), "{msg}"),
+        other => panic!("expected a panic mentioning {needle:?}, got {other:?}"),
     }
 }
