@@ -12,7 +12,6 @@ mod common;
 use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
 use bucle::sync::{
@@ -21,28 +20,12 @@ use bucle::sync::{
 };
 use bucle::{EventLoop, sleep, spawn, stack_pool_stats, time, timeout, yield_now};
 use common::drops::{Drops, Token};
-use common::sync_support::{Log, OnCancel, expect_panic, join_all, secs, vrun};
+use common::sync_support::{
+    Log, OnCancel, deadlock_message, expect_panic, join_all, lines, secs, vrun,
+};
 
 // -------------------------------------------------------------------------
 // Helpers.
-
-fn lines(expected: &[&str]) -> Vec<String> {
-    expected.iter().map(|s| s.to_string()).collect()
-}
-
-fn deadlock_message(main: impl FnOnce() + 'static) -> String {
-    let lp = EventLoop::new();
-    let err = panic::catch_unwind(AssertUnwindSafe(|| lp.run_until_complete(main)))
-        .expect_err("the loop should report a deadlock");
-    drop(lp);
-    match err.downcast::<String>() {
-        Ok(s) => *s,
-        Err(e) => e
-            .downcast::<&str>()
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
-    }
-}
 
 // -------------------------------------------------------------------------
 // The seed story.

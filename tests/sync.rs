@@ -15,29 +15,12 @@ use std::rc::Rc;
 use bucle::sync::{BoundedSemaphore, Condition, Event, Lock, Semaphore, TooManyReleases};
 use bucle::{EventLoop, JoinError, sleep, spawn, stack_pool_stats, time, timeout, yield_now};
 use common::drops::Drops;
-use common::sync_support::{Log, OnCancel, expect_panic, join_all, secs, vrun};
+use common::sync_support::{
+    Log, OnCancel, deadlock_message, expect_panic, join_all, lines, secs, vrun,
+};
 
 // -------------------------------------------------------------------------
 // Helpers.
-
-/// The panic message of a run that must deadlock.
-fn deadlock_message(main: impl FnOnce() + 'static) -> String {
-    let lp = EventLoop::new();
-    let err = panic::catch_unwind(AssertUnwindSafe(|| lp.run_until_complete(main)))
-        .expect_err("the loop should report a deadlock");
-    drop(lp);
-    match err.downcast::<String>() {
-        Ok(s) => *s,
-        Err(e) => e
-            .downcast::<&str>()
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
-    }
-}
-
-fn lines(expected: &[&str]) -> Vec<String> {
-    expected.iter().map(|s| s.to_string()).collect()
-}
 
 // -------------------------------------------------------------------------
 // Lock.

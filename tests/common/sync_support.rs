@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -59,4 +60,18 @@ pub fn expect_panic<T: std::fmt::Debug + 'static>(task: Task<T>, needle: &str) {
         Err(JoinError::Panicked(msg)) => assert!(msg.contains(needle), "{msg}"),
         other => panic!("expected a panic mentioning {needle:?}, got {other:?}"),
     }
+}
+
+/// The expected lines of a log, as owned strings.
+pub fn lines(expected: &[&str]) -> Vec<String> {
+    expected.iter().map(|s| s.to_string()).collect()
+}
+
+/// The panic message of a run that must deadlock.
+pub fn deadlock_message(main: impl FnOnce() + 'static) -> String {
+    let lp = EventLoop::new();
+    let err = panic::catch_unwind(AssertUnwindSafe(|| lp.run_until_complete(main)))
+        .expect_err("the loop should report a deadlock");
+    drop(lp);
+    super::panic_message(&err)
 }
