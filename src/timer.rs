@@ -1,8 +1,7 @@
 #![doc = include_str!("../docs/04-timers.md")]
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -86,47 +85,173 @@ pub(crate) enum TimerAction {
     Scope(TaskRef, Rc<ScopeState>),
 }
 
-/// One timer. Ordered by (deadline, seq), reversed so that `BinaryHeap`
-/// (a max-heap) pops the earliest first; `seq` breaks ties in creation
-/// order.
+/// One heap entry: the key, and where the timer's work waits. Kept to 24
+/// bytes (the work lives in [`Timers::actions`]) so that sifting moves three
+/// words and makes one comparison per level. Ordered by (deadline, seq):
+/// `seq` breaks ties in creation order.
+#[derive(Clone, Copy)]
 struct Entry {
-    deadline: Duration,
+    /// Loop time in nanoseconds (584 years of range).
+    deadline: u64,
+    /// Creation number: unique, so (deadline, seq) is a total order.
     seq: u64,
-    action: TimerAction,
+    /// Index of the action in `Timers::actions`, owned by this entry.
+    slot: u32,
 }
 
 impl Entry {
-    /// A dead entry is one whose work was cancelled; it stays in the heap
-    /// until it reaches the top or the heap is compacted.
-    fn is_dead(&self) -> bool {
-        match &self.action {
-            TimerAction::Wake(w) => !w.is_current(),
-            TimerAction::Call(h) => !h.is_pending(),
-            TimerAction::Scope(_, s) => !s.open.get() || s.armed.get() != Some(self.seq),
-        }
+    /// The order key: deadline, then creation. One 128-bit comparison.
+    #[inline(always)]
+    fn key(&self) -> u128 {
+        (u128::from(self.deadline) << 64) | u128::from(self.seq)
     }
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.deadline, self.seq) == (other.deadline, other.seq)
+/// A binary min-heap of entries ordered by [`Entry::key`]. (std's
+/// `BinaryHeap` spends about twice the instructions per level on its
+/// generic `Ord` plumbing; this is the timer loop's hottest structure.)
+#[derive(Default)]
+struct Heap {
+    /// Heap-ordered: every entry's key is ≤ its children's (`2i+1`, `2i+2`).
+    v: Vec<Entry>,
+}
+
+impl Heap {
+    #[inline]
+    fn peek(&self) -> Option<&Entry> {
+        self.v.first()
+    }
+
+    fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    fn push(&mut self, e: Entry) {
+        self.v.push(e);
+        self.sift_up(self.v.len() - 1, e);
+    }
+
+    /// Moves `e`, which belongs at `i`, up past every larger ancestor.
+    #[inline]
+    fn sift_up(&mut self, mut i: usize, e: Entry) {
+        let key = e.key();
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.v[parent].key() <= key {
+                break;
+            }
+            self.v[i] = self.v[parent];
+            i = parent;
+        }
+        self.v[i] = e;
+    }
+
+    /// Removes the top. Floyd's method: sink the hole to the bottom along
+    /// the smaller children (one comparison per level), put the last entry
+    /// there and sift it up (rarely more than a level).
+    fn pop(&mut self) -> Option<Entry> {
+        let last = self.v.pop()?;
+        let n = self.v.len();
+        if n == 0 {
+            return Some(last);
+        }
+        let top = self.v[0];
+        let mut hole = 0;
+        loop {
+            let left = 2 * hole + 1;
+            if left >= n {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < n && self.v[right].key() < self.v[left].key() {
+                right
+            } else {
+                left
+            };
+            self.v[hole] = self.v[child];
+            hole = child;
+        }
+        self.sift_up(hole, last);
+        Some(top)
+    }
+
+    /// Keeps the entries `keep` accepts and restores the heap order.
+    fn retain(&mut self, keep: impl FnMut(&Entry) -> bool) {
+        self.v.retain(keep);
+        self.v.sort_unstable_by_key(Entry::key);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.v.iter()
+    }
+
+    fn clear(&mut self) {
+        self.v.clear();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.v.is_empty()
     }
 }
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
+
+/// Nanoseconds of loop time, saturating (past 584 years a timer never
+/// fires, which is what such a deadline means anyway).
+#[inline]
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.deadline, other.seq).cmp(&(self.deadline, self.seq))
+
+/// The actions of the timers in the heap: a slab indexed by `Entry::slot`.
+#[derive(Default)]
+struct Actions {
+    /// `Some` exactly for the slots a heap entry refers to.
+    slots: Vec<Option<(TimerAction, u64)>>,
+    /// The `None` slots, reused first.
+    free: Vec<u32>,
+}
+
+impl Actions {
+    fn insert(&mut self, action: TimerAction, seq: u64) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some((action, seq));
+                i
+            }
+            None => {
+                let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 pending timers");
+                self.slots.push(Some((action, seq)));
+                i
+            }
+        }
+    }
+
+    fn take(&mut self, slot: u32) -> TimerAction {
+        self.free.push(slot);
+        self.slots[slot as usize]
+            .take()
+            .expect("a heap entry owns its slot")
+            .0
+    }
+
+    /// A dead timer is one whose work was cancelled; it stays in the heap
+    /// until it reaches the top or the heap is compacted.
+    fn is_dead(&self, slot: u32) -> bool {
+        match &self.slots[slot as usize] {
+            Some((TimerAction::Wake(w), _)) => !w.is_current(),
+            Some((TimerAction::Call(h), _)) => !h.is_pending(),
+            Some((TimerAction::Scope(_, s), seq)) => !s.open.get() || s.armed.get() != Some(*seq),
+            None => unreachable!("a heap entry owns its slot"),
+        }
     }
 }
 
 /// The timer heap: every pending timer of one loop.
 pub(crate) struct Timers {
-    heap: RefCell<BinaryHeap<Entry>>,
+    /// The keys, earliest on top. Invariant: each entry's `slot` is `Some`
+    /// in `actions`, and no two entries share a slot.
+    heap: RefCell<Heap>,
+    /// What each timer does when it fires (or whether it is dead).
+    actions: RefCell<Actions>,
     /// Creation counter; never reused, so (deadline, seq) is a total order.
     next_seq: Cell<u64>,
     /// How many entries in the heap are known dead (cancelled but not yet
@@ -141,7 +266,8 @@ const COMPACT_MIN_DEAD: usize = 64;
 impl Timers {
     pub(crate) fn new() -> Self {
         Timers {
-            heap: RefCell::new(BinaryHeap::new()),
+            heap: RefCell::new(Heap::default()),
+            actions: RefCell::new(Actions::default()),
             next_seq: Cell::new(0),
             dead: Cell::new(0),
         }
@@ -151,10 +277,11 @@ impl Timers {
     pub(crate) fn push(&self, deadline: Duration, action: TimerAction) -> u64 {
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
+        let slot = self.actions.borrow_mut().insert(action, seq);
         self.heap.borrow_mut().push(Entry {
-            deadline,
+            deadline: nanos(deadline),
             seq,
-            action,
+            slot,
         });
         seq
     }
@@ -165,14 +292,23 @@ impl Timers {
         self.dead.set(dead);
         let len = self.heap.borrow().len();
         if dead >= COMPACT_MIN_DEAD && dead * 2 > len {
-            self.heap.borrow_mut().retain(|e| !e.is_dead());
+            let mut actions = self.actions.borrow_mut();
+            self.heap.borrow_mut().retain(|e| {
+                let dead = actions.is_dead(e.slot);
+                if dead {
+                    drop(actions.take(e.slot));
+                }
+                !dead
+            });
             self.dead.set(0);
         }
     }
 
     fn pop_dead_top(&self) {
         let mut heap = self.heap.borrow_mut();
-        while heap.peek().is_some_and(Entry::is_dead) {
+        let mut actions = self.actions.borrow_mut();
+        while let Some(top) = heap.peek().filter(|e| actions.is_dead(e.slot)) {
+            drop(actions.take(top.slot));
             heap.pop();
             self.dead.set(self.dead.get().saturating_sub(1));
         }
@@ -181,7 +317,10 @@ impl Timers {
     /// The earliest live deadline.
     pub(crate) fn next_deadline(&self) -> Option<Duration> {
         self.pop_dead_top();
-        self.heap.borrow().peek().map(|e| e.deadline)
+        self.heap
+            .borrow()
+            .peek()
+            .map(|e| Duration::from_nanos(e.deadline))
     }
 
     /// Whether the heap holds no entry at all (live or dead).
@@ -193,14 +332,18 @@ impl Timers {
     /// Moves the work of every live timer due at `now` to `ready`, in
     /// (deadline, seq) order.
     pub(crate) fn expire(&self, now: Duration, ready: &mut VecDeque<Runnable>) {
+        let now = nanos(now);
         let mut heap = self.heap.borrow_mut();
-        while heap.peek().is_some_and(|e| e.deadline <= now) {
-            let entry = heap.pop().expect("peeked");
-            if entry.is_dead() {
+        let mut actions = self.actions.borrow_mut();
+        while let Some(entry) = heap.peek().copied().filter(|e| e.deadline <= now) {
+            heap.pop();
+            let dead = actions.is_dead(entry.slot);
+            let action = actions.take(entry.slot);
+            if dead {
                 self.dead.set(self.dead.get().saturating_sub(1));
                 continue;
             }
-            ready.push_back(match entry.action {
+            ready.push_back(match action {
                 TimerAction::Wake(w) => Runnable::Wake(w),
                 TimerAction::Call(h) => Runnable::Handle(h),
                 TimerAction::Scope(task, scope) => {
@@ -213,11 +356,19 @@ impl Timers {
 
     /// Live timers (those whose work can still happen). O(n): diagnostics.
     pub(crate) fn live(&self) -> usize {
-        self.heap.borrow().iter().filter(|e| !e.is_dead()).count()
+        let actions = self.actions.borrow();
+        self.heap
+            .borrow()
+            .iter()
+            .filter(|e| !actions.is_dead(e.slot))
+            .count()
     }
 
     pub(crate) fn clear(&self) {
         self.heap.borrow_mut().clear();
+        // The actions hold tasks and callbacks: drop them with no borrow held.
+        let actions = std::mem::take(&mut *self.actions.borrow_mut());
+        drop(actions);
         self.dead.set(0);
     }
 }

@@ -13,6 +13,7 @@ use crate::generator::GeneratorState;
 use crate::runtime::task::{
     CancelledUnwind, Interrupt, Outcome, ScopeUnwind, State, TaskRef, Waiter, Waker, panic_message,
 };
+use crate::stack;
 use crate::timer::{Clock, Timers};
 
 /// What a suspended task waits on: how to cancel it, and what the deadlock
@@ -160,6 +161,10 @@ pub(crate) struct Core {
     /// Every task not yet done, so the loop can report a deadlock and unwind
     /// the leftovers at close.
     tasks: RefCell<TaskTable>,
+    /// Whether the table holds at least `PREFETCH_MIN_TASKS` tasks (kept in
+    /// step with it by `register`/`unregister`): then the batch loop
+    /// prefetches ahead.
+    prefetch: Cell<bool>,
     /// Default stack size for tasks.
     pub(crate) stack_size: usize,
     /// xorshift state for seeded mode; `None` is strict FIFO.
@@ -280,6 +285,7 @@ impl Core {
             ready: RefCell::new(VecDeque::with_capacity(64)),
             spare: Cell::new(VecDeque::new()),
             tasks: RefCell::new(TaskTable::default()),
+            prefetch: Cell::new(false),
             stack_size: opts.stack_size,
             rng: Cell::new(opts.seed.map(|s| s ^ 0x9E37_79B9_7F4A_7C15 | 1)),
             stopping: Cell::new(false),
@@ -294,7 +300,10 @@ impl Core {
 
     /// Adds a new task to the table and the back of the ready queue.
     pub(crate) fn register(&self, task: TaskRef) {
-        let index = self.tasks.borrow_mut().insert(task.clone());
+        let mut tasks = self.tasks.borrow_mut();
+        let index = tasks.insert(task.clone());
+        self.prefetch.set(tasks.live >= PREFETCH_MIN_TASKS);
+        drop(tasks);
         task.header.slot_index.set(index);
         self.ready.borrow_mut().push_back(Runnable::Step(task));
     }
@@ -302,7 +311,9 @@ impl Core {
     fn unregister(&self, task: &TaskRef) {
         let i = task.header.slot_index.replace(usize::MAX);
         if i != usize::MAX {
-            self.tasks.borrow_mut().remove(i);
+            let mut tasks = self.tasks.borrow_mut();
+            tasks.remove(i);
+            self.prefetch.set(tasks.live >= PREFETCH_MIN_TASKS);
         }
     }
 
@@ -413,17 +424,11 @@ impl Core {
             }
             self.rng.set(Some(x));
         }
-        while let Some(next) = batch.pop_front() {
-            match next {
-                Runnable::Step(task) => self.step(task),
-                Runnable::Wake(waker) => waker.wake(),
-                Runnable::Call(f) => self.run_callback(f),
-                Runnable::Handle(h) => {
-                    if let Some(f) = h.take() {
-                        self.run_callback(f);
-                    }
-                }
-                Runnable::Interrupt(task, scope) => fire_scope(&task, scope),
+        if self.prefetch.get() {
+            self.run_batch_prefetching(&mut batch);
+        } else {
+            while let Some(next) = batch.pop_front() {
+                self.run(next);
             }
         }
         // `spare` holds the empty placeholder `take` left; it owns no memory,
@@ -431,6 +436,34 @@ impl Core {
         let placeholder = self.spare.replace(batch);
         debug_assert_eq!(placeholder.capacity(), 0);
         std::mem::forget(placeholder);
+    }
+
+    /// The batch loop for many tasks: the same, with [`prefetch_ahead`]
+    /// before each entry. A loop of its own, out of line, because merely
+    /// having the prefetch code in the common loop (even never executed)
+    /// measurably slows its small-batch switches.
+    #[inline(never)]
+    fn run_batch_prefetching(&self, batch: &mut VecDeque<Runnable>) {
+        while let Some(next) = batch.pop_front() {
+            prefetch_ahead(batch);
+            self.run(next);
+        }
+    }
+
+    /// Runs one entry of the batch.
+    #[inline(always)]
+    fn run(&self, next: Runnable) {
+        match next {
+            Runnable::Step(task) => self.step(task),
+            Runnable::Wake(waker) => waker.wake(),
+            Runnable::Call(f) => self.run_callback(f),
+            Runnable::Handle(h) => {
+                if let Some(f) = h.take() {
+                    self.run_callback(f);
+                }
+            }
+            Runnable::Interrupt(task, scope) => fire_scope(&task, scope),
+        }
     }
 
     fn run_callback(&self, f: Box<dyn FnOnce()>) {
@@ -606,6 +639,39 @@ pub(crate) fn park(core: &Core, me: &TaskRef, wait: Wait, what: &str) {
     suspend(me, Trap::Park, what);
 }
 
+/// Live tasks from which the loop prefetches ahead (see [`prefetch_ahead`]):
+/// roughly where their hot lines and pages stop fitting the L2 cache and TLB.
+const PREFETCH_MIN_TASKS: usize = 2048;
+
+/// Software pipelining for big batches: while one entry runs, pull in the
+/// stack top of the next task to run and the header of the one after.
+///
+/// With thousands of tasks, their headers and stacks fall out of the caches
+/// (and their pages out of the TLB); resuming a task then stalls first on
+/// its header, then on its stack, for hundreds of nanoseconds each. Asking
+/// for them a step early overlaps those misses with useful work (measured:
+/// about a third off the CPU time per sleep with 10,000 sleeping tasks). A
+/// prefetch is only a hint, so a stale address costs nothing but the hint.
+#[inline(always)]
+fn prefetch_ahead(batch: &VecDeque<Runnable>) {
+    if let Some(Runnable::Step(t)) = batch.front() {
+        // Its header was prefetched one entry ago. The switch restores
+        // registers from just below the hint.
+        let sp = t.header.sp_hint.get();
+        stack::prefetch(sp.wrapping_sub(64));
+        stack::prefetch(sp);
+    }
+    let header = match batch.get(1) {
+        Some(Runnable::Step(t)) => &t.header,
+        Some(Runnable::Wake(w)) => &w.task.header,
+        _ => return,
+    };
+    let at = std::ptr::from_ref(header) as usize;
+    stack::prefetch(at);
+    stack::prefetch(at + 64);
+    stack::prefetch(at + 128);
+}
+
 /// Suspends the current task and has the loop put it at the back of the
 /// ready queue.
 #[inline]
@@ -617,6 +683,10 @@ pub(crate) fn yield_task(me: &TaskRef, what: &str) {
 #[inline]
 fn suspend(me: &TaskRef, trap: Trap, what: &str) {
     let h = &me.header;
+    // `me` lives in a caller's frame on this stack, a little above where
+    // the switch saves the registers: the loop prefetches around it before
+    // resuming us.
+    h.sp_hint.set(std::ptr::from_ref(me) as usize);
     if h.yielder.suspend(trap).is_err() {
         nested_generator(what);
     }

@@ -126,27 +126,37 @@ pub(crate) enum Waiter {
 }
 
 /// The non-generic part of every task.
+///
+/// `repr(C)` with the fields the loop touches on every switch first (state,
+/// interrupt, wait, the coroutine): they share the first two or three cache
+/// lines, which `Core::prefetch_ahead` pulls in before the task's turn. The
+/// rest is only read on spawn, completion and in reports.
 pub(crate) struct Header {
-    pub(crate) id: TaskId,
-    pub(crate) name: Option<Box<str>>,
     /// See [`State`].
     pub(crate) state: Cell<State>,
     pub(crate) outcome: Cell<Outcome>,
-    /// Incremented at every suspension; a [`Waker`] is valid only for the
-    /// suspension it was made for. Never decreases.
-    pub(crate) wait_seq: Cell<u64>,
-    /// What the task is waiting on while `Waiting` (and for the deadlock
-    /// report); `Wait::Nothing` otherwise.
-    pub(crate) wait: RefCell<Wait>,
     /// An unwind requested while the task was not running; taken and
     /// performed when it next resumes. A cancel overrides a scope; a scope
     /// does not override anything (the first scope to fire is reported).
     pub(crate) interrupt: Cell<Option<Interrupt>>,
+    /// Incremented at every suspension; a [`Waker`] is valid only for the
+    /// suspension it was made for. Never decreases.
+    pub(crate) wait_seq: Cell<u64>,
+    /// An address just above the task's stack pointer at its last
+    /// suspension (0 before the first): what the loop prefetches before
+    /// resuming it. Set by the task itself as it suspends; a hint only,
+    /// never dereferenced.
+    pub(crate) sp_hint: Cell<usize>,
+    /// What the task is waiting on while `Waiting` (and for the deadlock
+    /// report); `Wait::Nothing` otherwise.
+    pub(crate) wait: RefCell<Wait>,
     /// The coroutine. `Some` from spawn until the task is done (or the loop
     /// closes); taken out only by the loop.
     pub(crate) generator: RefCell<Option<Generator<Trap, (), ()>>>,
     /// Where the body publishes its yielder, so `park` can suspend it.
     pub(crate) yielder: YielderSlot<Trap, ()>,
+    pub(crate) id: TaskId,
+    pub(crate) name: Option<Box<str>>,
     /// Tasks joining this one and done callbacks, in registration order.
     pub(crate) waiters: RefCell<WaitList<Waiter>>,
     /// Live `Task<T>` handles; when it drops to zero on an unretrieved panic,
@@ -593,6 +603,7 @@ impl TaskBuilder {
                 slot_index: Cell::new(usize::MAX),
                 core: Rc::downgrade(core),
                 scopes: RefCell::new(Vec::new()),
+                sp_hint: Cell::new(0),
             },
             result: RefCell::new(None),
         });
