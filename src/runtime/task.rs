@@ -131,6 +131,7 @@ pub(crate) enum Waiter {
 /// interrupt, wait, the coroutine): they share the first two or three cache
 /// lines, which `Core::prefetch_ahead` pulls in before the task's turn. The
 /// rest is only read on spawn, completion and in reports.
+#[repr(C)]
 pub(crate) struct Header {
     /// See [`State`].
     pub(crate) state: Cell<State>,
