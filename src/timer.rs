@@ -275,15 +275,28 @@ impl Timers {
 
     /// Adds a timer; returns its sequence number.
     pub(crate) fn push(&self, deadline: Duration, action: TimerAction) -> u64 {
+        let seq = self.reserve_seq();
+        self.push_reserved(deadline, seq, action);
+        seq
+    }
+
+    /// Takes the next sequence number for a timer that will be pushed later
+    /// with [`Timers::push_reserved`]: it then orders exactly as if it had
+    /// been pushed now.
+    pub(crate) fn reserve_seq(&self) -> u64 {
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
+        seq
+    }
+
+    /// Adds a timer under a sequence number from [`Timers::reserve_seq`].
+    pub(crate) fn push_reserved(&self, deadline: Duration, seq: u64, action: TimerAction) {
         let slot = self.actions.borrow_mut().insert(action, seq);
         self.heap.borrow_mut().push(Entry {
             deadline: nanos(deadline),
             seq,
             slot,
         });
-        seq
     }
 
     /// Records that one entry just died; compacts when the dead dominate.
@@ -348,7 +361,7 @@ impl Timers {
                 TimerAction::Call(h) => Runnable::Handle(h),
                 TimerAction::Scope(task, scope) => {
                     scope.fired.set(true);
-                    Runnable::Interrupt(task, scope.id)
+                    Runnable::Interrupt(task, scope.id.get())
                 }
             });
         }
@@ -465,7 +478,17 @@ pub fn call_at(when: Duration, callback: impl FnOnce() + 'static) -> Handle {
 ///
 /// Outside a running loop.
 pub fn pending_timers() -> usize {
-    core::running("bucle::pending_timers").timers.live()
+    let core = core::running("bucle::pending_timers");
+    // The running task's timeouts not yet in the heap count too.
+    let reserved = core::try_current_task().map_or(0, |t| {
+        t.header
+            .unarmed
+            .borrow()
+            .iter()
+            .filter(|s| s.is_reserved())
+            .count()
+    });
+    core.timers.live() + reserved
 }
 
 /// The error of a [`timeout`] whose deadline passed: asyncio's
@@ -492,15 +515,53 @@ impl std::error::Error for Elapsed {}
 
 /// The state of one timeout scope, shared with its timer.
 pub(crate) struct ScopeState {
-    pub(crate) id: u64,
+    /// The scope's id (see `Header::scopes`); set when the scope opens (a
+    /// closed scope's state is reused by the task's next timeout).
+    pub(crate) id: Cell<u64>,
     /// Whether the scope is still on its task's stack.
     pub(crate) open: Cell<bool>,
     /// The seq of the timer currently armed for it, if any; older timers of
     /// a rescheduled scope are dead.
     pub(crate) armed: Cell<Option<u64>>,
+    /// Whether the timer `armed` names is in the heap. `false` with `armed`
+    /// set: the seq is reserved and the scope waits in its task's
+    /// `unarmed` list for the task's next suspension (see
+    /// [`arm_reserved`]).
+    in_heap: Cell<bool>,
     deadline: Cell<Option<Duration>>,
     /// Whether its deadline has been reached (the interrupt is on its way).
     pub(crate) fired: Cell<bool>,
+}
+
+impl ScopeState {
+    /// Armed with a reserved seq, but not in the heap yet.
+    fn is_reserved(&self) -> bool {
+        self.open.get() && self.armed.get().is_some() && !self.in_heap.get()
+    }
+}
+
+/// Puts the reserved timers of `task`'s open timeout scopes into the heap.
+/// Called as the task suspends, which is the first moment they can matter:
+/// the loop only looks at the heap while no task runs.
+///
+/// Why lazy: most timeouts end before their body ever suspends (the data
+/// was there, the lock was free), and then arming and disarming a timer was
+/// most of their cost. The seq is reserved when the scope is entered, so a
+/// timer armed late orders exactly like one armed at once.
+#[cold]
+pub(crate) fn arm_reserved(core: &core::Core, task: &TaskRef) {
+    let scopes = std::mem::take(&mut *task.header.unarmed.borrow_mut());
+    for state in scopes {
+        if !state.is_reserved() {
+            continue;
+        }
+        let (Some(seq), Some(deadline)) = (state.armed.get(), state.deadline.get()) else {
+            continue;
+        };
+        state.in_heap.set(true);
+        core.timers
+            .push_reserved(deadline, seq, TimerAction::Scope(task.clone(), state));
+    }
 }
 
 thread_local! {
@@ -533,28 +594,64 @@ impl Timeout {
     /// Moves the deadline to `when` (loop time), or removes it with `None`:
     /// `Timeout.reschedule`.
     pub fn reschedule(&self, when: Option<Duration>) {
-        if self.state.armed.take().is_some() {
-            self.core.timers.note_dead();
-        }
+        self.set_deadline(when, None);
+    }
+
+    /// [`Timeout::reschedule`], given the loop time if the caller just read
+    /// it (a clock read is a good part of a short timeout's cost).
+    fn set_deadline(&self, when: Option<Duration>, now: Option<Duration>) {
+        self.disarm();
         self.state.deadline.set(when);
         self.state.fired.set(false);
-        if let Some(when) = when {
-            let seq = self.core.timers.push(
-                when,
-                TimerAction::Scope(self.task.clone(), self.state.clone()),
-            );
-            self.state.armed.set(Some(seq));
-            if when <= self.core.clock.now() {
-                // Already due: fire on the next tick through the ready queue,
-                // as asyncio's `Timeout.reschedule` does with `call_soon`,
-                // so the body unwinds at its very next suspension.
-                let (task, state) = (self.task.clone(), self.state.clone());
-                self.core.call_soon_boxed(Box::new(move || {
-                    if state.open.get() && state.armed.get() == Some(seq) {
-                        state.fired.set(true);
-                        core::fire_scope(&task, state.id);
-                    }
-                }));
+        let Some(when) = when else {
+            return;
+        };
+        let timers = &self.core.timers;
+        if when > now.unwrap_or_else(|| self.core.clock.now()) {
+            // The usual case: reserve the timer's place in the order now,
+            // put it in the heap only if the body suspends.
+            self.state.armed.set(Some(timers.reserve_seq()));
+            self.state.in_heap.set(false);
+            self.task
+                .header
+                .unarmed
+                .borrow_mut()
+                .push(self.state.clone());
+            return;
+        }
+        let seq = timers.push(
+            when,
+            TimerAction::Scope(self.task.clone(), self.state.clone()),
+        );
+        self.state.armed.set(Some(seq));
+        self.state.in_heap.set(true);
+        // Already due: fire on the next tick through the ready queue, as
+        // asyncio's `Timeout.reschedule` does with `call_soon`, so the body
+        // unwinds at its very next suspension.
+        let (task, state) = (self.task.clone(), self.state.clone());
+        self.core.call_soon_boxed(Box::new(move || {
+            if state.open.get() && state.armed.get() == Some(seq) {
+                state.fired.set(true);
+                core::fire_scope(&task, state.id.get());
+            }
+        }));
+    }
+
+    /// Forgets the armed timer, if any: kills it in the heap, or takes the
+    /// scope off its task's `unarmed` list.
+    fn disarm(&self) {
+        if self.state.armed.take().is_none() {
+            return;
+        }
+        if self.state.in_heap.get() {
+            self.core.timers.note_dead();
+        } else {
+            let mut unarmed = self.task.header.unarmed.borrow_mut();
+            // Scopes nest, so it is usually the last one.
+            if unarmed.last().is_some_and(|s| Rc::ptr_eq(s, &self.state)) {
+                unarmed.pop();
+            } else {
+                unarmed.retain(|s| !Rc::ptr_eq(s, &self.state));
             }
         }
     }
@@ -592,8 +689,9 @@ impl fmt::Debug for Timeout {
 /// Outside a task of a running loop.
 pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let core = core::running("bucle::timeout");
-    let when = core.clock.now().saturating_add(duration);
-    scope(core, Some(when), |_| f(), "bucle::timeout")
+    let now = core.clock.now();
+    let when = now.saturating_add(duration);
+    scope(core, Some(when), Some(now), |_| f(), "bucle::timeout")
 }
 
 /// Like [`timeout`], with an absolute deadline in loop time (see [`time`]).
@@ -607,7 +705,7 @@ pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
 /// Outside a task of a running loop.
 pub fn timeout_at<T>(deadline: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let core = core::running("bucle::timeout_at");
-    scope(core, Some(deadline), |_| f(), "bucle::timeout_at")
+    scope(core, Some(deadline), None, |_| f(), "bucle::timeout_at")
 }
 
 /// `asyncio.wait_for(aw, timeout)`: the same as [`timeout`] (since Python
@@ -639,44 +737,65 @@ pub fn timeout_scope<T>(
     f: impl FnOnce(&Timeout) -> T,
 ) -> Result<T, Elapsed> {
     let core = core::running("bucle::timeout_scope");
-    scope(core, deadline, f, "bucle::timeout_scope")
+    scope(core, deadline, None, f, "bucle::timeout_scope")
 }
 
+/// Runs `f` in a timeout scope with `deadline`; `now` is the loop time if
+/// the caller just read it.
 fn scope<T>(
     core: Rc<core::Core>,
     deadline: Option<Duration>,
+    now: Option<Duration>,
     f: impl FnOnce(&Timeout) -> T,
     what: &str,
 ) -> Result<T, Elapsed> {
     let task = core::current_task(what);
     let id = next_scope_id();
-    task.header.scopes.borrow_mut().push(id);
-    let t = Timeout {
-        core,
-        task,
-        state: Rc::new(ScopeState {
-            id,
+    let h = &task.header;
+    h.scopes.borrow_mut().push(id);
+    // Reuse the state the task's last timeout left, if nothing else holds
+    // it: most timeouts then allocate nothing.
+    let state = match h.spare_scope.take() {
+        Some(state) => {
+            state.id.set(id);
+            state.open.set(true);
+            state.fired.set(false);
+            state
+        }
+        None => Rc::new(ScopeState {
+            id: Cell::new(id),
             open: Cell::new(true),
             armed: Cell::new(None),
+            in_heap: Cell::new(false),
             deadline: Cell::new(None),
             fired: Cell::new(false),
         }),
     };
-    t.reschedule(deadline);
+    let t = Timeout { core, task, state };
+    t.set_deadline(deadline, now);
     let out = panic::catch_unwind(AssertUnwindSafe(|| f(&t)));
     // Close the scope: pop it, kill its timer.
     let h = &t.task.header;
     let popped = h.scopes.borrow_mut().pop();
     debug_assert_eq!(popped, Some(id), "timeout scopes must nest");
+    if t.state.fired.get() {
+        // Its timer already left the heap.
+        t.state.armed.set(None);
+    } else {
+        t.disarm();
+    }
     t.state.open.set(false);
-    if t.state.armed.take().is_some() && !t.state.fired.get() {
-        t.core.timers.note_dead();
+    let Timeout { task, state, .. } = t;
+    let deadline = state.deadline.get();
+    if Rc::strong_count(&state) == 1 && Rc::weak_count(&state) == 0 {
+        // No timer, callback or list refers to it any more.
+        task.header.spare_scope.set(Some(state));
     }
     match out {
         Ok(v) => Ok(v),
         Err(payload) => match payload.downcast_ref::<ScopeUnwind>() {
             Some(ScopeUnwind(s)) if *s == id => Err(Elapsed {
-                deadline: t.when().unwrap_or_default(),
+                deadline: deadline.unwrap_or_default(),
             }),
             _ => panic::resume_unwind(payload),
         },

@@ -295,6 +295,45 @@ fn an_inner_deadline_equal_to_its_sleep_still_fires() {
 }
 
 #[test]
+fn a_timeout_armed_at_the_first_suspension_keeps_its_place_among_equal_deadlines() {
+    // bucle puts a timeout's timer in the heap only when the body first
+    // suspends, but under the sequence number of the moment the scope was
+    // entered. So a timer created inside the body with the same deadline is
+    // younger, and fires after it, as in asyncio (whose timeout arms at
+    // entry): the callback sees the future the body waits on already
+    // cancelled by the timeout.
+    let (r, seen) = vrun(|| {
+        let f: Future<()> = Future::new();
+        let seen = Rc::new(Cell::new(None));
+        let (f2, s2) = (f.clone(), seen.clone());
+        let r = timeout_at(secs(1), move || {
+            call_at(secs(1), move || s2.set(Some(f2.is_cancelled())));
+            f.wait().map_err(drop)
+        });
+        (r.map_err(|e| e.deadline()), seen.get())
+    });
+    assert_eq!(r, Err(secs(1)));
+    assert_eq!(
+        seen,
+        Some(true),
+        "the timeout's timer (older) must fire before the callback's"
+    );
+}
+
+#[test]
+fn a_body_that_never_suspends_leaves_the_heap_untouched() {
+    let (inside, after) = vrun(|| {
+        let inside = timeout(secs(1), pending_timers).expect("no suspension, no timeout");
+        (inside, pending_timers())
+    });
+    assert_eq!(
+        inside, 1,
+        "the open scope's reserved timer counts as pending"
+    );
+    assert_eq!(after, 0);
+}
+
+#[test]
 fn a_body_that_catches_unwinds_cannot_swallow_the_timeout_by_accident() {
     // Code inside the body that catches panics for its own reasons (and
     // rethrows what it does not recognise) must let the timeout through.

@@ -683,6 +683,11 @@ pub(crate) fn yield_task(me: &TaskRef, what: &str) {
 #[inline]
 fn suspend(me: &TaskRef, trap: Trap, what: &str) {
     let h = &me.header;
+    if !h.unarmed.borrow().is_empty() {
+        if let Some(core) = h.core() {
+            crate::timer::arm_reserved(&core, me);
+        }
+    }
     // `me` lives in a caller's frame on this stack, a little above where
     // the switch saves the registers: the loop prefetches around it before
     // resuming us.

@@ -10,6 +10,7 @@ use std::rc::{Rc, Weak};
 use crate::generator::{Generator, Yielder, YielderSlot};
 use crate::runtime::core::{self, Core, Trap, Wait};
 use crate::runtime::list::WaitList;
+use crate::timer::ScopeState;
 
 /// A task's identity, unique within its thread for the life of the process.
 ///
@@ -177,6 +178,14 @@ pub(crate) struct Header {
     /// Open scopes (timeouts, task groups) on this task's stack, innermost
     /// last. A scope's timer or abort only interrupts if it is still here.
     pub(crate) scopes: RefCell<Vec<u64>>,
+    /// Open timeout scopes whose timer is reserved but not yet in the heap
+    /// (see `timer::arm_reserved`). Only the running task adds to it, and
+    /// it is emptied before the task suspends: a suspended task's timeouts
+    /// are all in the heap.
+    pub(crate) unarmed: RefCell<Vec<Rc<ScopeState>>>,
+    /// A closed timeout scope's state that nothing else refers to, kept for
+    /// the task's next timeout (saves an allocation per timeout).
+    pub(crate) spare_scope: Cell<Option<Rc<ScopeState>>>,
 }
 
 impl Header {
@@ -604,6 +613,8 @@ impl TaskBuilder {
                 slot_index: Cell::new(usize::MAX),
                 core: Rc::downgrade(core),
                 scopes: RefCell::new(Vec::new()),
+                unarmed: RefCell::new(Vec::new()),
+                spare_scope: Cell::new(None),
                 sp_hint: Cell::new(0),
             },
             result: RefCell::new(None),
