@@ -153,6 +153,21 @@ impl<T> Future<T> {
         )
     }
 
+    /// Makes a finished future that no other handle can see pending again,
+    /// for reuse; `None` (and the future is dropped) if another handle or a
+    /// waiter still refers to it. The sync primitives wait on one future per
+    /// suspension; reusing it saves an allocation and a free per wait.
+    pub(crate) fn recycle(self) -> Option<Future<T>> {
+        if Rc::strong_count(&self.inner) != 1 || Rc::weak_count(&self.inner) != 0 {
+            return None;
+        }
+        // Unique: nothing can observe the reset. Completion drained the
+        // waiters; a pending future's waiters (callbacks) are dropped.
+        *self.inner.outcome.borrow_mut() = None;
+        *self.inner.waiters.borrow_mut() = WaitList::Empty;
+        Some(self)
+    }
+
     /// Whether `self` and `other` are handles to the same future.
     pub fn ptr_eq(&self, other: &Future<T>) -> bool {
         Rc::ptr_eq(&self.inner, &other.inner)

@@ -17,7 +17,7 @@ mod lock;
 mod queue;
 mod semaphore;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use crate::future::Future;
@@ -33,6 +33,27 @@ pub use semaphore::{BoundedSemaphore, Semaphore, SemaphorePermit, TooManyRelease
 
 /// A FIFO of waiter futures: CPython's `collections.deque()` of futures.
 type Waiters = RefCell<VecDeque<Future<()>>>;
+
+/// A waiter future kept for reuse by a primitive's next wait (see
+/// `Future::recycle`): CPython creates a fresh future per wait, and so does
+/// this, observably — but when the last one is no longer referenced, it
+/// serves again instead of being freed and allocated anew.
+#[derive(Default)]
+struct SpareFuture(Cell<Option<Future<()>>>);
+
+impl SpareFuture {
+    /// A pending future no one else holds.
+    fn take(&self) -> Future<()> {
+        self.0.take().unwrap_or_default()
+    }
+
+    /// Keeps `fut` for the next `take` if nothing else refers to it.
+    fn give_back(&self, fut: Future<()>) {
+        if let Some(fut) = fut.recycle() {
+            self.0.set(Some(fut));
+        }
+    }
+}
 
 /// Removes `fut` from `waiters` if it is still there (`deque.remove`,
 /// ignoring `ValueError`). The waiter being removed is almost always at the

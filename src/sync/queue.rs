@@ -9,8 +9,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
-use super::{Waiters, remove_waiter, wait_on};
-use crate::future::Future;
+use super::{SpareFuture, Waiters, remove_waiter, wait_on};
 use crate::sync::Event;
 
 /// How a queue stores its items and which one comes out next: the three
@@ -145,6 +144,8 @@ struct Inner<T, S> {
     getters: Waiters,
     /// Tasks waiting for room, in arrival order.
     putters: Waiters,
+    /// A finished waiter future for the next `get` or `put` that must wait.
+    spare: SpareFuture,
     unfinished: Cell<usize>,
     /// Set while `unfinished == 0`; `join` waits on it.
     finished: Event,
@@ -252,6 +253,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
                 maxsize,
                 getters: Waiters::default(),
                 putters: Waiters::default(),
+                spare: SpareFuture::default(),
                 unfinished: Cell::new(0),
                 finished,
                 shut_down: Cell::new(false),
@@ -316,7 +318,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
             if s.shut_down.get() {
                 return Err(PutError(item));
             }
-            let putter = Future::new();
+            let putter = s.spare.take();
             s.putters.borrow_mut().push_back(putter.clone());
             wait_on(&putter, "Queue.put", || {
                 putter.cancel();
@@ -326,6 +328,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
                     wakeup_next(&s.putters);
                 }
             });
+            s.spare.give_back(putter);
         }
         self.put_nowait(item).map_err(|e| PutError(e.into_inner()))
     }
@@ -378,7 +381,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
             if s.shut_down.get() {
                 return Err(QueueShutDown);
             }
-            let getter = Future::new();
+            let getter = s.spare.take();
             s.getters.borrow_mut().push_back(getter.clone());
             wait_on(&getter, "Queue.get", || {
                 getter.cancel();
@@ -388,6 +391,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
                     wakeup_next(&s.getters);
                 }
             });
+            s.spare.give_back(getter);
         }
         self.get_nowait().map_err(|_| QueueShutDown)
     }
