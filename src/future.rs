@@ -296,7 +296,8 @@ impl<T: Clone + 'static> Future<T> {
         if let Some(outcome) = self.result() {
             return outcome;
         }
-        let (Some(core), Some(me)) = (core::try_running(), core::try_current_task()) else {
+        // A current task means a running loop: tasks only run inside one.
+        let Some(me) = core::try_current_task() else {
             misuse(what, api)
         };
         let name = api.unwrap_or(what);
@@ -304,7 +305,6 @@ impl<T: Clone + 'static> Future<T> {
         self.inner.waiters.borrow_mut().push(FutWaiter::Wake(waker));
         let target: Rc<dyn CancelWait> = self.inner.clone();
         core::park(
-            &core,
             &me,
             Wait::Future {
                 future: target,

@@ -444,7 +444,7 @@ fn sleep_on(core: &Rc<core::Core>, deadline: Duration, what: &str) {
         }
     }
     let guard = Interrupted(core);
-    core::park(core, &me, Wait::Sleep(deadline), what);
+    core::park(&me, Wait::Sleep(deadline), what);
     std::mem::forget(guard);
 }
 

@@ -627,14 +627,17 @@ pub(crate) fn prepare_wait(me: &TaskRef) -> Waker {
 
 /// Suspends the current task `me` until woken, recording `wait`. On
 /// resumption, performs any pending interrupt (by unwinding).
-pub(crate) fn park(core: &Core, me: &TaskRef, wait: Wait, what: &str) {
+pub(crate) fn park(me: &TaskRef, wait: Wait, what: &str) {
     let h = &me.header;
     *h.wait.borrow_mut() = wait;
     h.state.set(State::Waiting);
     if h.interrupt.get().is_some() {
         // Cancelled while running: cancel what it now waits on, as asyncio
-        // does when a task with `_must_cancel` awaits.
-        interrupt_wait(core, me);
+        // does when a task with `_must_cancel` awaits. (The running task's
+        // loop is alive: it is the one running.)
+        if let Some(core) = h.core() {
+            interrupt_wait(&core, me);
+        }
     }
     suspend(me, Trap::Park, what);
 }

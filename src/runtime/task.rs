@@ -327,7 +327,7 @@ impl<T: 'static> Task<T> {
         if self.is_done() {
             return;
         }
-        let core = core::running(what);
+        // Panics outside a running loop, or in a callback, naming `what`.
         let me = core::current_task(what);
         if Rc::ptr_eq(&(self.cell.clone() as TaskRef), &me) {
             panic!("{what}: a task cannot join itself; it would wait forever");
@@ -344,7 +344,7 @@ impl<T: 'static> Task<T> {
         } else {
             Wait::Shield(target)
         };
-        core::park(&core, &me, wait, what);
+        core::park(&me, wait, what);
     }
 }
 
