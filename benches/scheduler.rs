@@ -16,6 +16,11 @@
 //!   (K = iterations / N); one iteration is one switch (a task yields and
 //!   the next one resumes). The first resumption and the end of each task
 //!   are inside the timed part but amortised over K ≥ thousands of yields.
+//!   A third function, `corosensei/raw`, is the floor of any stackful
+//!   scheduler: N bare corosensei coroutines (256 KiB stacks, as bucle's
+//!   default) resumed in turn from a `Vec`, each suspending at once: the
+//!   same two stack switches per step and the same N stacks' worth of cache
+//!   and TLB traffic, with no queue and no bookkeeping at all.
 //! - `spawn_join`: the main task spawns a trivial task and joins it, in a
 //!   loop; one iteration is spawn + run + join (two task switches and the
 //!   task's whole life, pooled stack included).
@@ -33,6 +38,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bucle::EventLoop;
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder as CoYielder};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 
@@ -82,6 +89,33 @@ fn yield_now(c: &mut Criterion) {
                 });
                 scale(elapsed, n * k, iters)
             });
+        });
+
+        group.bench_function("corosensei/raw", |b| {
+            let mut coroutines: Vec<Coroutine<(), (), (), DefaultStack>> = (0..n)
+                .map(|_| {
+                    let stack = DefaultStack::new(256 * 1024).expect("map a stack");
+                    Coroutine::with_stack(stack, |y: &CoYielder<(), ()>, ()| {
+                        loop {
+                            y.suspend(());
+                        }
+                    })
+                })
+                .collect();
+            b.iter_custom(|iters| {
+                let rounds = iters.div_ceil(n).max(1);
+                let t0 = Instant::now();
+                for _ in 0..rounds {
+                    for c in coroutines.iter_mut() {
+                        if let CoroutineResult::Return(()) = c.resume(()) {
+                            unreachable!("the coroutine never returns");
+                        }
+                    }
+                }
+                scale(t0.elapsed(), n * rounds, iters)
+            });
+            // The coroutines are suspended mid-loop: dropping them unwinds
+            // their stacks (corosensei's forced unwind).
         });
 
         group.bench_function("tokio", |b| {
