@@ -374,4 +374,6 @@ pub(crate) fn prefetch(addr: usize) {
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
     };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
 }
