@@ -479,6 +479,11 @@ impl Core {
     }
 
     /// Resumes one task until it suspends or finishes.
+    ///
+    /// Inlined into the batch loop on purpose: see "Balanced returns" in
+    /// docs/performance.md. Between two resumes the loop must not return
+    /// from a frame the switch crossed.
+    #[inline(always)]
     fn step(&self, task: TaskRef) {
         let h = &task.header;
         if h.state.get() != State::Scheduled {
@@ -489,13 +494,8 @@ impl Core {
             return;
         };
         if !generator.is_started() && h.interrupt.get() == Some(Interrupt::Cancel) {
-            // Cancelled before its first step: it never runs.
-            let generator = slot.take();
             drop(slot);
-            drop(generator);
-            h.outcome.set(Outcome::Cancelled);
-            task.set_cancelled();
-            self.finish(&task);
+            self.cancel_unstarted(&task);
             return;
         }
         h.state.set(State::Running);
@@ -517,7 +517,20 @@ impl Core {
         }
     }
 
+    /// Ends a task cancelled before its first step: it never runs.
+    #[cold]
+    #[inline(never)]
+    fn cancel_unstarted(&self, task: &TaskRef) {
+        let h = &task.header;
+        let generator = h.generator.borrow_mut().take();
+        drop(generator);
+        h.outcome.set(Outcome::Cancelled);
+        task.set_cancelled();
+        self.finish(task);
+    }
+
     /// Marks a task done and wakes what waits on it, in registration order.
+    #[inline(never)]
     fn finish(&self, task: &TaskRef) {
         let h = &task.header;
         h.state.set(State::Done);
