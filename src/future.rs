@@ -270,6 +270,7 @@ impl<T: 'static> Future<T> {
 
 impl<T: Clone + 'static> Future<T> {
     /// The outcome without waiting: `None` while pending.
+    #[inline]
     pub fn result(&self) -> Option<Result<T, FutureError>> {
         self.inner.outcome.borrow().clone()
     }
@@ -288,16 +289,19 @@ impl<T: Clone + 'static> Future<T> {
     /// (or a timeout around it fires), the future is cancelled — as in
     /// asyncio; [`shield`](crate::shield) a task to avoid that — and `wait`
     /// unwinds.
+    #[inline(always)]
     pub fn wait(&self) -> Result<T, FutureError> {
         self.wait_as("a Future", Some("bucle::Future::wait"))
     }
 
     /// [`Future::wait`], naming what the future stands for ("Lock",
     /// "Queue.get") in a deadlock report and in the misuse message.
+    #[inline(always)]
     pub(crate) fn wait_labeled(&self, what: &'static str) -> Result<T, FutureError> {
         self.wait_as(what, None)
     }
 
+    #[inline(always)]
     fn wait_as(&self, what: &'static str, api: Option<&str>) -> Result<T, FutureError> {
         if let Some(outcome) = self.result() {
             return outcome;

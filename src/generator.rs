@@ -234,7 +234,7 @@ impl<Y, S> Yielder<Y, S> {
     /// If the generator is dropped while suspended here, this call unwinds
     /// (so destructors run) instead of returning. Code that catches panics
     /// must let that unwind continue.
-    #[inline]
+    #[inline(always)]
     pub fn yield_(&self, value: Y) -> S {
         // SAFETY: see the invariant on `inner`: the corosensei yielder it
         // points to outlives every `&Yielder`.
@@ -261,7 +261,7 @@ impl<Y, S> Yielder<Y, S> {
     }
 
     /// Whether the calling code is running on this generator's stack.
-    #[inline]
+    #[inline(always)]
     fn on_own_stack(&self) -> bool {
         let marker = 0u8;
         let sp = std::hint::black_box(&marker) as *const u8 as usize;
@@ -320,7 +320,7 @@ impl<Y, S> YielderSlot<Y, S> {
     /// The stack check is what makes this safe to call from anywhere: it
     /// refuses the loop's own stack and the stack of a nested generator,
     /// where switching away would be wrong.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn suspend(&self, value: Y) -> Result<S, Y> {
         let Some(ptr) = self.published.get() else {
             return Err(value);

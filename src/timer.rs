@@ -410,6 +410,7 @@ pub fn time() -> Duration {
 ///
 /// Outside a task of a running loop. If the task is cancelled, or a
 /// [`timeout`] around it fires, `sleep` unwinds instead of returning.
+#[inline]
 pub fn sleep(duration: Duration) {
     if duration.is_zero() {
         crate::yield_now();
@@ -427,11 +428,13 @@ pub fn sleep(duration: Duration) {
 /// # Panics
 ///
 /// As [`sleep`].
+#[inline]
 pub fn sleep_until(deadline: Duration) {
     let core = core::running("bucle::sleep_until");
     sleep_on(&core, deadline, "bucle::sleep_until");
 }
 
+#[inline(always)]
 fn sleep_on(core: &Rc<core::Core>, deadline: Duration, what: &str) {
     let me = core::current_task(what);
     let waker = core::prepare_wait(&me);

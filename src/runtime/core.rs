@@ -195,7 +195,7 @@ thread_local! {
 }
 
 /// The task running now, if any.
-#[inline]
+#[inline(always)]
 pub(crate) fn try_current_task() -> Option<TaskRef> {
     CURRENT_TASK.with(|c| {
         let t = c.take();
@@ -211,7 +211,7 @@ pub(crate) fn try_current_task() -> Option<TaskRef> {
 ///
 /// Outside a running loop, or in a callback (outside any task); the message
 /// names `what` and the fix.
-#[inline]
+#[inline(always)]
 pub(crate) fn current_task(what: &str) -> TaskRef {
     match try_current_task() {
         Some(t) => t,
@@ -628,6 +628,7 @@ impl fmt::Debug for Core {
 
 /// Starts a new suspension of `me` and returns the waker for it. Register
 /// the waker wherever the wake-up will come from, then [`park`].
+#[inline(always)]
 pub(crate) fn prepare_wait(me: &TaskRef) -> Waker {
     let h = &me.header;
     let seq = h.wait_seq.get() + 1;
@@ -640,9 +641,13 @@ pub(crate) fn prepare_wait(me: &TaskRef) -> Waker {
 
 /// Suspends the current task `me` until woken, recording `wait`. On
 /// resumption, performs any pending interrupt (by unwinding).
+#[inline(always)]
 pub(crate) fn park(me: &TaskRef, wait: Wait, what: &str) {
     let h = &me.header;
-    *h.wait.borrow_mut() = wait;
+    // `replace`, not assignment: the old value (always `Wait::Nothing` for
+    // a running task) is dropped after the new one is stored.
+    let old = std::mem::replace(&mut *h.wait.borrow_mut(), wait);
+    drop(old);
     h.state.set(State::Waiting);
     if h.interrupt.get().is_some() {
         // Cancelled while running: cancel what it now waits on, as asyncio
@@ -690,13 +695,13 @@ fn prefetch_ahead(batch: &VecDeque<Runnable>) {
 
 /// Suspends the current task and has the loop put it at the back of the
 /// ready queue.
-#[inline]
+#[inline(always)]
 pub(crate) fn yield_task(me: &TaskRef, what: &str) {
     me.header.state.set(State::Scheduled);
     suspend(me, Trap::Requeue, what);
 }
 
-#[inline]
+#[inline(always)]
 fn suspend(me: &TaskRef, trap: Trap, what: &str) {
     let h = &me.header;
     if !h.unarmed.borrow().is_empty() {

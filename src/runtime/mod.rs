@@ -379,7 +379,7 @@ pub fn try_spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> io::Result<Task
 ///
 /// Outside a task of a running loop. If the task has been cancelled, it
 /// unwinds instead of returning.
-#[inline]
+#[inline(always)]
 pub fn yield_now() {
     let what = "bucle::yield_now";
     core::yield_task(&core::current_task(what), what);

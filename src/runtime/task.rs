@@ -305,6 +305,7 @@ impl<T: 'static> Task<T> {
     /// joining task is cancelled while it waits, the joined task is
     /// cancelled too (asyncio's rule), and `join` unwinds the joining task
     /// once the joined one has finished.
+    #[inline(always)]
     pub fn join(self) -> Result<T, JoinError> {
         self.wait_done("bucle::Task::join", true);
         self.take_finished()
@@ -323,6 +324,7 @@ impl<T: 'static> Task<T> {
     }
 
     /// Suspends the current task until this one is done.
+    #[inline(always)]
     fn wait_done(&self, what: &'static str, propagate_cancel: bool) {
         if self.is_done() {
             return;

@@ -142,6 +142,7 @@ impl Condition {
     /// `RuntimeError`), or outside a task of a running loop. When the task
     /// is cancelled or a timeout fires while it waits, the call unwinds
     /// instead of returning.
+    #[inline]
     pub fn wait(&self, guard: LockGuard) -> LockGuard {
         let inner = &*self.inner;
         assert!(

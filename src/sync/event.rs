@@ -97,6 +97,7 @@ impl Event {
     /// If it must wait and is called outside a task of a running loop. When
     /// the task is cancelled or a timeout fires while it waits, the call
     /// unwinds (leaving no trace in the event) instead of returning.
+    #[inline]
     pub fn wait(&self) {
         self.wait_labeled("Event");
     }

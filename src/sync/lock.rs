@@ -112,6 +112,7 @@ impl Lock {
     /// If the lock is held and this is called outside a task of a running
     /// loop (only a task can wait). When the task is cancelled or a timeout
     /// fires while it waits, the call unwinds instead of returning.
+    #[inline]
     pub fn acquire(&self) -> LockGuard {
         let inner = &*self.inner;
         loop {

@@ -88,6 +88,7 @@ impl<F: FnOnce()> Drop for OnUnwind<F> {
 ///
 /// No `RefCell` borrow may be held across this call: `on_unwind` runs during
 /// an unwind, where a second panic would abort.
+#[inline(always)]
 fn wait_on(fut: &Future<()>, what: &'static str, on_unwind: impl FnOnce()) -> bool {
     let mut guard = OnUnwind(Some(on_unwind));
     let woken = fut.wait_labeled(what).is_ok();

@@ -312,6 +312,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
     /// If it must wait and is called outside a task of a running loop. When
     /// the task is cancelled or a timeout fires while it waits, the call
     /// unwinds instead of returning.
+    #[inline]
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         let s = &*self.inner;
         while s.is_full() {
@@ -375,6 +376,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
     /// If it must wait and is called outside a task of a running loop. When
     /// the task is cancelled or a timeout fires while it waits, the call
     /// unwinds instead of returning.
+    #[inline]
     pub fn get(&self) -> Result<T, QueueShutDown> {
         let s = &*self.inner;
         while s.is_empty() {

@@ -189,6 +189,7 @@ impl Semaphore {
     /// If it must wait and is called outside a task of a running loop.
     /// When the task is cancelled or a timeout fires while it waits, the
     /// call unwinds instead of returning.
+    #[inline]
     pub fn acquire(&self) -> SemaphorePermit {
         self.inner.acquire()
     }
@@ -258,6 +259,7 @@ impl BoundedSemaphore {
     /// # Panics
     ///
     /// As [`Semaphore::acquire`].
+    #[inline]
     pub fn acquire(&self) -> SemaphorePermit {
         self.inner.acquire()
     }
