@@ -23,6 +23,22 @@
 //!   `DefaultStack` recycled by hand through `Coroutine::into_stack`, the
 //!   floor any pooling scheme can reach.
 //!
+//! Group `return_balance` (why bucle inlines its waits down to the switch;
+//! see "Balanced returns" in `docs/performance.md`): two bare corosensei
+//! coroutines resumed in turn, one iteration being one resume + suspend,
+//! with the switch reached through `depth` frames that are not inlined:
+//! - `task frames/0`: the suspend is inlined into the coroutine's loop and
+//!   the resume into the driver's loop (no return crosses a switch);
+//! - `task frames/1`, `task frames/2`: the coroutine calls 1 or 2
+//!   out-of-line functions to reach its suspend, so after each resume it
+//!   returns through them, past the switch;
+//! - `task frames/2, loop frames/2`: the driver too resumes through two
+//!   out-of-line frames.
+//!
+//! Every return that crosses a switch finds the CPU's return-address
+//! predictor (a stack of the calls it saw) holding the other context's
+//! addresses, and costs a mispredicted branch.
+//!
 //! Bars (from the design's "Performance bar"):
 //! - `bucle/Generator::resume` ≤ 1.5 × `corosensei/resume+suspend`;
 //! - `bucle/Generator pooled` ≤ 50 ns per create + run + drop.
@@ -120,6 +136,73 @@ fn create_run_drop(c: &mut Criterion) {
     group.finish();
 }
 
+/// Suspends through `depth` out-of-line frames.
+#[inline(never)]
+fn suspend_through(y: &CoYielder<(), ()>, depth: u32) {
+    if depth <= 1 {
+        y.suspend(());
+    } else {
+        suspend_through(y, depth - 1);
+    }
+    // Not a tail call: the frame must be returned through.
+    black_box(depth);
+}
+
+/// Resumes through `depth` out-of-line frames.
+#[inline(never)]
+fn resume_through(co: &mut Coroutine<(), (), ()>, depth: u32) {
+    if depth <= 1 {
+        if let CoroutineResult::Return(()) = co.resume(()) {
+            unreachable!("the coroutine never returns");
+        }
+    } else {
+        resume_through(co, depth - 1);
+    }
+    black_box(depth);
+}
+
+/// The cost of returns that cross a context switch.
+fn return_balance(c: &mut Criterion) {
+    let mut group = c.benchmark_group("return_balance");
+    let cases = [
+        ("task frames/0", 0, 0),
+        ("task frames/1", 1, 0),
+        ("task frames/2", 2, 0),
+        ("task frames/2, loop frames/2", 2, 2),
+    ];
+    for (name, task_depth, loop_depth) in cases {
+        group.bench_function(name, |b| {
+            let mut pair: Vec<Coroutine<(), (), ()>> = (0..2)
+                .map(|_| {
+                    Coroutine::new(move |y: &CoYielder<(), ()>, ()| {
+                        loop {
+                            if task_depth == 0 {
+                                y.suspend(());
+                            } else {
+                                suspend_through(y, task_depth);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let mut turn = 0;
+            b.iter(|| {
+                let co = &mut pair[turn];
+                turn ^= 1;
+                if loop_depth == 0 {
+                    if let CoroutineResult::Return(()) = co.resume(()) {
+                        unreachable!("the coroutine never returns");
+                    }
+                } else {
+                    resume_through(co, loop_depth);
+                }
+            });
+            // Dropping a suspended coroutine unwinds its stack.
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -129,6 +212,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = switch, create_run_drop
+    targets = switch, create_run_drop, return_balance
 }
 criterion_main!(benches);
