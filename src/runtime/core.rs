@@ -147,17 +147,14 @@ impl TaskTable {
 
 /// The state of one event loop, shared by every handle to it.
 pub(crate) struct Core {
-    /// Work for the coming batches, FIFO. Invariant: a task is `Scheduled`
-    /// exactly while one `Step` for it is queued — here, or in the batch the
-    /// loop is running — with one transient exception: a task that yielded
-    /// with `Trap::Requeue` is `Scheduled` from its `yield_now` until the loop
-    /// pushes it, right after the resume returns.
+    /// Work for the current and coming batches, FIFO: while a batch runs,
+    /// its entries not yet run are the front of the queue, and work appended
+    /// meanwhile waits behind them for the next tick. Invariant: a task is
+    /// `Scheduled` exactly while one `Step` for it is queued, with one
+    /// transient exception: a task that yielded with `Trap::Requeue` is
+    /// `Scheduled` from its `yield_now` until the loop pushes it, right after
+    /// the resume returns.
     pub(crate) ready: RefCell<VecDeque<Runnable>>,
-    /// An empty queue with capacity, swapped in for `ready` when a batch
-    /// starts (double buffering: the batch then runs with no borrow per
-    /// entry, and work appended meanwhile lands in the next tick by
-    /// construction).
-    spare: Cell<VecDeque<Runnable>>,
     /// Every task not yet done, so the loop can report a deadlock and unwind
     /// the leftovers at close.
     tasks: RefCell<TaskTable>,
@@ -283,7 +280,6 @@ impl Core {
     pub(crate) fn new(opts: Options) -> Rc<Core> {
         Rc::new(Core {
             ready: RefCell::new(VecDeque::with_capacity(64)),
-            spare: Cell::new(VecDeque::new()),
             tasks: RefCell::new(TaskTable::default()),
             prefetch: Cell::new(false),
             stack_size: opts.stack_size,
@@ -417,9 +413,14 @@ impl Core {
     /// Phase 3: run the batch. Work appended while it runs waits for the
     /// next tick.
     fn phase_run_ready(&self) {
-        let mut batch = std::mem::replace(&mut *self.ready.borrow_mut(), self.spare.take());
+        // The batch is the first `n` entries; whatever they append lands
+        // behind them. (Counting rather than swapping in a second queue:
+        // moving a `VecDeque` whose length was just stored reloads it with
+        // wider loads than the stores, a stall the CPU cannot forward.)
+        let n = self.ready.borrow().len();
         if let Some(mut x) = self.rng.get() {
-            let batch = batch.make_contiguous();
+            let mut ready = self.ready.borrow_mut();
+            let batch = &mut ready.make_contiguous()[..n];
             for i in (1..batch.len()).rev() {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -429,17 +430,14 @@ impl Core {
             self.rng.set(Some(x));
         }
         if self.prefetch.get() {
-            self.run_batch_prefetching(&mut batch);
+            self.run_batch_prefetching(n);
         } else {
-            while let Some(next) = batch.pop_front() {
+            for _ in 0..n {
+                let next = self.ready.borrow_mut().pop_front();
+                let Some(next) = next else { break };
                 self.run(next);
             }
         }
-        // `spare` holds the empty placeholder `take` left; it owns no memory,
-        // so forgetting it skips drop glue on every tick without leaking.
-        let placeholder = self.spare.replace(batch);
-        debug_assert_eq!(placeholder.capacity(), 0);
-        std::mem::forget(placeholder);
     }
 
     /// The batch loop for many tasks: the same, with [`prefetch_ahead`]
@@ -447,9 +445,18 @@ impl Core {
     /// having the prefetch code in the common loop (even never executed)
     /// measurably slows its small-batch switches.
     #[inline(never)]
-    fn run_batch_prefetching(&self, batch: &mut VecDeque<Runnable>) {
-        while let Some(next) = batch.pop_front() {
-            prefetch_ahead(batch);
+    fn run_batch_prefetching(&self, n: usize) {
+        for left in (0..n).rev() {
+            let next = {
+                let mut ready = self.ready.borrow_mut();
+                let next = ready.pop_front();
+                // Only within the batch: later entries may not run soon.
+                if left > 0 {
+                    prefetch_ahead(&ready, left);
+                }
+                next
+            };
+            let Some(next) = next else { break };
             self.run(next);
         }
     }
@@ -680,12 +687,15 @@ const PREFETCH_MIN_TASKS: usize = 256;
 /// about a third off the CPU time per sleep with 10,000 sleeping tasks). A
 /// prefetch is only a hint, so a stale address costs nothing but the hint.
 #[inline(always)]
-fn prefetch_ahead(batch: &VecDeque<Runnable>) {
-    if let Some(Runnable::Step(t)) = batch.front() {
+fn prefetch_ahead(ready: &VecDeque<Runnable>, left: usize) {
+    if let Some(Runnable::Step(t)) = ready.front() {
         // Its header was prefetched one entry ago.
         prefetch_stack(t.header.sp_hint.get());
     }
-    let header = match batch.get(1) {
+    if left < 2 {
+        return;
+    }
+    let header = match ready.get(1) {
         Some(Runnable::Step(t)) => &t.header,
         Some(Runnable::Wake(w)) => &w.task.header,
         _ => return,
