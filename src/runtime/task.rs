@@ -259,10 +259,10 @@ impl Waker {
 
     /// Appends the task to the ready queue if it still waits in the
     /// suspension this waker was made for; otherwise does nothing.
-    pub(crate) fn wake(&self) {
+    pub(crate) fn wake(self) {
         if self.is_current() {
             if let Some(core) = self.task.header.core() {
-                core.schedule(self.task.clone());
+                core.schedule(self.task);
             }
         }
     }
