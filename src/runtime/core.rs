@@ -466,7 +466,12 @@ impl Core {
     fn run(&self, next: Runnable) {
         match next {
             Runnable::Step(task) => self.step(task),
-            Runnable::Wake(waker) => waker.wake(),
+            Runnable::Wake(waker) => {
+                if waker.is_current() {
+                    // This loop is the task's: no need to look it up.
+                    self.schedule(waker.task);
+                }
+            }
             Runnable::Call(f) => self.run_callback(f),
             Runnable::Handle(h) => {
                 if let Some(f) = h.take() {
