@@ -696,10 +696,25 @@ impl fmt::Debug for Timeout {
 ///
 /// Outside a task of a running loop.
 pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    let core = core::running("bucle::timeout");
+    let (task, core) = task_and_loop("bucle::timeout");
     let now = core.clock.now();
     let when = now.saturating_add(duration);
-    scope(core, Some(when), Some(now), |_| f(), "bucle::timeout")
+    scope(task, core, Some(when), Some(now), |_| f())
+}
+
+/// The current task and its loop.
+///
+/// # Panics
+///
+/// Outside a task of a running loop, naming `what` and the fix.
+#[inline]
+fn task_and_loop(what: &str) -> (TaskRef, Rc<core::Core>) {
+    let task = core::current_task(what);
+    let core = task
+        .header
+        .core()
+        .expect("a running task's loop is alive: it is the one running it");
+    (task, core)
 }
 
 /// Like [`timeout`], with an absolute deadline in loop time (see [`time`]).
@@ -712,8 +727,8 @@ pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
 ///
 /// Outside a task of a running loop.
 pub fn timeout_at<T>(deadline: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    let core = core::running("bucle::timeout_at");
-    scope(core, Some(deadline), None, |_| f(), "bucle::timeout_at")
+    let (task, core) = task_and_loop("bucle::timeout_at");
+    scope(task, core, Some(deadline), None, |_| f())
 }
 
 /// `asyncio.wait_for(aw, timeout)`: the same as [`timeout`] (since Python
@@ -744,20 +759,19 @@ pub fn timeout_scope<T>(
     deadline: Option<Duration>,
     f: impl FnOnce(&Timeout) -> T,
 ) -> Result<T, Elapsed> {
-    let core = core::running("bucle::timeout_scope");
-    scope(core, deadline, None, f, "bucle::timeout_scope")
+    let (task, core) = task_and_loop("bucle::timeout_scope");
+    scope(task, core, deadline, None, f)
 }
 
-/// Runs `f` in a timeout scope with `deadline`; `now` is the loop time if
-/// the caller just read it.
+/// Runs `f` in a timeout scope of the current `task` with `deadline`;
+/// `now` is the loop time if the caller just read it.
 fn scope<T>(
+    task: TaskRef,
     core: Rc<core::Core>,
     deadline: Option<Duration>,
     now: Option<Duration>,
     f: impl FnOnce(&Timeout) -> T,
-    what: &str,
 ) -> Result<T, Elapsed> {
-    let task = core::current_task(what);
     let id = next_scope_id();
     let h = &task.header;
     h.scopes.borrow_mut().push(id);
