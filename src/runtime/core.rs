@@ -466,12 +466,7 @@ impl Core {
     fn run(&self, next: Runnable) {
         match next {
             Runnable::Step(task) => self.step(task),
-            Runnable::Wake(waker) => {
-                if waker.is_current() {
-                    // This loop is the task's: no need to look it up.
-                    self.schedule(waker.task);
-                }
-            }
+            Runnable::Wake(waker) => waker.wake_on(self),
             Runnable::Call(f) => self.run_callback(f),
             Runnable::Handle(h) => {
                 if let Some(f) = h.take() {
@@ -694,8 +689,11 @@ const PREFETCH_MIN_TASKS: usize = 256;
 #[inline(always)]
 fn prefetch_ahead(ready: &VecDeque<Runnable>, left: usize) {
     if let Some(Runnable::Step(t)) = ready.front() {
-        // Its header was prefetched one entry ago.
-        prefetch_stack(t.header.sp_hint.get());
+        // Its header was prefetched one entry ago. The switch restores
+        // registers from just below the hint.
+        let sp = t.header.sp_hint.get();
+        stack::prefetch(sp.wrapping_sub(64));
+        stack::prefetch(sp);
     }
     if left < 2 {
         return;
@@ -709,14 +707,6 @@ fn prefetch_ahead(ready: &VecDeque<Runnable>, left: usize) {
     stack::prefetch(at);
     stack::prefetch(at + 64);
     stack::prefetch(at + 128);
-}
-
-/// Prefetches the top of a suspended task's stack, from its `sp_hint`: the
-/// switch restores registers from just below the hint.
-#[inline(always)]
-fn prefetch_stack(sp_hint: usize) {
-    stack::prefetch(sp_hint.wrapping_sub(64));
-    stack::prefetch(sp_hint);
 }
 
 /// Suspends the current task and has the loop put it at the back of the

@@ -260,10 +260,20 @@ impl Waker {
     /// Appends the task to the ready queue if it still waits in the
     /// suspension this waker was made for; otherwise does nothing.
     pub(crate) fn wake(self) {
+        // Checked before the loop is looked up, and not through `wake_on`:
+        // passing the waker on by value copies it, which measured slower.
         if self.is_current() {
             if let Some(core) = self.task.header.core() {
                 core.schedule(self.task);
             }
+        }
+    }
+
+    /// [`Waker::wake`], given the task's loop (the loop itself, waking from
+    /// its ready queue, need not look it up).
+    pub(crate) fn wake_on(self, core: &Core) {
+        if self.is_current() {
+            core.schedule(self.task);
         }
     }
 }
