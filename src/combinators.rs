@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use crate::future::Future;
 use crate::runtime::core;
-use crate::runtime::task::{CancelledUnwind, ScopeUnwind, TaskRef};
+use crate::runtime::task::{CancelledUnwind, OpenScope, ScopeUnwind, TaskRef};
 use crate::runtime::{JoinError, Task, TaskBuilder};
 use crate::timer::next_scope_id;
 
@@ -354,7 +354,11 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
     let what = "bucle::task_group";
     let parent = core::current_task(what);
     let scope = next_scope_id();
-    parent.header.scopes.borrow_mut().push(scope);
+    parent
+        .header
+        .scopes
+        .borrow_mut()
+        .push(OpenScope::unbounded(scope));
     let group = TaskGroup {
         state: Rc::new(GroupState {
             scope,
@@ -413,7 +417,11 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
         }
     }
     let popped = parent.header.scopes.borrow_mut().pop();
-    debug_assert_eq!(popped, Some(scope), "task groups and timeouts must nest");
+    debug_assert_eq!(
+        popped.map(|s| s.id),
+        Some(scope),
+        "task groups and timeouts must nest"
+    );
     if parent.header.interrupt.get() == Some(crate::runtime::task::Interrupt::Scope(scope)) {
         parent.header.interrupt.set(None);
     }

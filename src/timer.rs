@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::runtime::Handle;
 use crate::runtime::core::{self, HandleInner, Runnable, Wait};
-use crate::runtime::task::{ScopeUnwind, TaskRef, Waker};
+use crate::runtime::task::{Header, OpenScope, ScopeUnwind, TaskRef, Waker};
 
 // -------------------------------------------------------------------------
 // The clock.
@@ -80,8 +80,10 @@ pub(crate) enum TimerAction {
     Wake(Waker),
     /// `call_later` / `call_at`.
     Call(Rc<HandleInner>),
-    /// A timeout scope's deadline: interrupt the task at that scope.
-    Scope(TaskRef, Rc<ScopeState>),
+    /// A timeout scope's deadline: interrupt the task at the scope with
+    /// this id. Live while that scope is open and its timer is
+    /// [`ScopeTimer::Armed`] with this entry's seq.
+    Scope(TaskRef, u64),
 }
 
 /// One heap entry: the key, and where the timer's work waits. Kept to 24
@@ -244,7 +246,9 @@ impl Actions {
         match &self.slots[slot as usize] {
             Some((TimerAction::Wake(w), _)) => !w.is_current(),
             Some((TimerAction::Call(h), _)) => !h.is_pending(),
-            Some((TimerAction::Scope(_, s), seq)) => !s.open.get() || s.armed.get() != Some(*seq),
+            Some((TimerAction::Scope(task, id), seq)) => {
+                !scope_timer_is(&task.header, *id, ScopeTimer::Armed(*seq))
+            }
             None => unreachable!("a heap entry owns its slot"),
         }
     }
@@ -364,9 +368,9 @@ impl Timers {
             ready.push_back(match action {
                 TimerAction::Wake(w) => Runnable::Wake(w),
                 TimerAction::Call(h) => Runnable::Handle(h),
-                TimerAction::Scope(task, scope) => {
-                    scope.fired.set(true);
-                    Runnable::Interrupt(task, scope.id.get())
+                TimerAction::Scope(task, id) => {
+                    mark_fired(&task.header, id, ScopeTimer::Armed(entry.seq));
+                    Runnable::Interrupt(task, id)
                 }
             });
         }
@@ -488,15 +492,8 @@ pub fn call_at(when: Duration, callback: impl FnOnce() + 'static) -> Handle {
 pub fn pending_timers() -> usize {
     let core = core::running("bucle::pending_timers");
     // The running task's timeouts not yet in the heap count too.
-    let reserved = core::try_current_task().map_or(0, |t| {
-        t.header
-            .unarmed
-            .borrow()
-            .iter()
-            .filter(|s| s.is_reserved())
-            .count()
-    });
-    core.timers.live() + reserved
+    let reserved = core::try_current_task().map_or(0, |t| t.header.reserved.get());
+    core.timers.live() + reserved as usize
 }
 
 /// The error of a [`timeout`] whose deadline passed: asyncio's
@@ -521,54 +518,82 @@ impl fmt::Display for Elapsed {
 
 impl std::error::Error for Elapsed {}
 
-/// The state of one timeout scope, shared with its timer.
-pub(crate) struct ScopeState {
-    /// The scope's id (see `Header::scopes`); set when the scope opens (a
-    /// closed scope's state is reused by the task's next timeout).
-    pub(crate) id: Cell<u64>,
-    /// Whether the scope is still on its task's stack.
-    pub(crate) open: Cell<bool>,
-    /// The seq of the timer currently armed for it, if any; older timers of
-    /// a rescheduled scope are dead.
-    pub(crate) armed: Cell<Option<u64>>,
-    /// Whether the timer `armed` names is in the heap. `false` with `armed`
-    /// set: the seq is reserved and the scope waits in its task's
-    /// `unarmed` list for the task's next suspension (see
-    /// [`arm_reserved`]).
-    in_heap: Cell<bool>,
-    deadline: Cell<Option<Duration>>,
-    /// Whether its deadline has been reached (the interrupt is on its way).
-    pub(crate) fired: Cell<bool>,
+/// Where an open timeout scope's timer is (see `OpenScope`). Changes only
+/// on the scope's own task (entering, rescheduling, suspending, leaving)
+/// and, `Armed` or `Due` to `Fired`, when the deadline is acted on.
+///
+/// A scope's timer costs nothing but a sequence number until its task
+/// suspends: most timeouts end before their body ever waits (the data was
+/// there, the lock was free), and then arming and disarming a timer in the
+/// heap was most of their cost. The seq is taken when the deadline is set,
+/// so a timer armed late orders exactly like one armed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScopeTimer {
+    /// No deadline: a task group, or a timeout scope without one.
+    Off,
+    /// The deadline is in the future and its seq is taken, but the timer is
+    /// not in the heap: the task has not suspended since. Counted in
+    /// `Header::reserved`; [`arm_reserved`] makes it `Armed` as the task
+    /// suspends (the loop only looks at the heap while no task runs).
+    Reserved(u64),
+    /// In the heap under this seq; that heap entry is live exactly while
+    /// the scope is open and still says `Armed(seq)`.
+    Armed(u64),
+    /// The deadline had already passed when it was set: a `call_soon`
+    /// callback fires the scope on the next tick, if it still says
+    /// `Due(seq)` then (asyncio's `Timeout.reschedule` does the same).
+    Due(u64),
+    /// The deadline was acted on: the interrupt is on its way, or done.
+    Fired,
 }
 
-impl ScopeState {
-    /// Armed with a reserved seq, but not in the heap yet.
-    fn is_reserved(&self) -> bool {
-        self.open.get() && self.armed.get().is_some() && !self.in_heap.get()
+/// Whether `h`'s open scope `id` has timer `timer`.
+fn scope_timer_is(h: &Header, id: u64, timer: ScopeTimer) -> bool {
+    h.scopes
+        .borrow()
+        .iter()
+        .rev()
+        .any(|s| s.id == id && s.timer == timer)
+}
+
+/// If `h`'s open scope `id` still has timer `expected`, marks it fired and
+/// returns true.
+fn mark_fired(h: &Header, id: u64, expected: ScopeTimer) -> bool {
+    let mut scopes = h.scopes.borrow_mut();
+    match scopes.iter_mut().rev().find(|s| s.id == id) {
+        Some(s) if s.timer == expected => {
+            s.timer = ScopeTimer::Fired;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Forgets a scope timer that was just replaced or whose scope closed:
+/// kills it in the heap, or un-counts a reserved one. (A `Due` callback
+/// finds the scope changed and does nothing.)
+fn disarm(core: &core::Core, h: &Header, timer: ScopeTimer) {
+    match timer {
+        ScopeTimer::Armed(_) => core.timers.note_dead(),
+        ScopeTimer::Reserved(_) => h.reserved.set(h.reserved.get() - 1),
+        ScopeTimer::Off | ScopeTimer::Due(_) | ScopeTimer::Fired => {}
     }
 }
 
 /// Puts the reserved timers of `task`'s open timeout scopes into the heap.
-/// Called as the task suspends, which is the first moment they can matter:
-/// the loop only looks at the heap while no task runs.
-///
-/// Why lazy: most timeouts end before their body ever suspends (the data
-/// was there, the lock was free), and then arming and disarming a timer was
-/// most of their cost. The seq is reserved when the scope is entered, so a
-/// timer armed late orders exactly like one armed at once.
+/// Called as the task suspends, which is the first moment they can matter.
 #[cold]
 pub(crate) fn arm_reserved(core: &core::Core, task: &TaskRef) {
-    let scopes = std::mem::take(&mut *task.header.unarmed.borrow_mut());
-    for state in scopes {
-        if !state.is_reserved() {
-            continue;
-        }
-        let (Some(seq), Some(deadline)) = (state.armed.get(), state.deadline.get()) else {
+    let h = &task.header;
+    h.reserved.set(0);
+    for s in h.scopes.borrow_mut().iter_mut() {
+        let ScopeTimer::Reserved(seq) = s.timer else {
             continue;
         };
-        state.in_heap.set(true);
+        let deadline = s.deadline.expect("a scope with a timer has a deadline");
+        s.timer = ScopeTimer::Armed(seq);
         core.timers
-            .push_reserved(deadline, seq, TimerAction::Scope(task.clone(), state));
+            .push_reserved(deadline, seq, TimerAction::Scope(task.clone(), s.id));
     }
 }
 
@@ -590,83 +615,67 @@ pub(crate) fn next_scope_id() -> u64 {
 pub struct Timeout {
     core: Rc<core::Core>,
     task: TaskRef,
-    state: Rc<ScopeState>,
+    /// The scope's id in `task`'s open scopes; it stays open while this is
+    /// lent.
+    id: u64,
 }
 
 impl Timeout {
-    /// The deadline (loop time, see [`time`]), or `None` if unbounded.
+    /// The deadline (loop time), or `None` if unbounded.
     pub fn when(&self) -> Option<Duration> {
-        self.state.deadline.get()
+        self.with_scope(|s| s.deadline)
     }
 
     /// Moves the deadline to `when` (loop time), or removes it with `None`:
     /// `Timeout.reschedule`.
     pub fn reschedule(&self, when: Option<Duration>) {
-        self.set_deadline(when, None);
-    }
-
-    /// [`Timeout::reschedule`], given the loop time if the caller just read
-    /// it (a clock read is a good part of a short timeout's cost).
-    fn set_deadline(&self, when: Option<Duration>, now: Option<Duration>) {
-        self.disarm();
-        self.state.deadline.set(when);
-        self.state.fired.set(false);
-        let Some(when) = when else {
-            return;
-        };
-        let timers = &self.core.timers;
-        if when > now.unwrap_or_else(|| self.core.clock.now()) {
-            // The usual case: reserve the timer's place in the order now,
-            // put it in the heap only if the body suspends.
-            self.state.armed.set(Some(timers.reserve_seq()));
-            self.state.in_heap.set(false);
-            self.task
-                .header
-                .unarmed
-                .borrow_mut()
-                .push(self.state.clone());
-            return;
-        }
-        let seq = timers.push(
-            when,
-            TimerAction::Scope(self.task.clone(), self.state.clone()),
-        );
-        self.state.armed.set(Some(seq));
-        self.state.in_heap.set(true);
-        // Already due: fire on the next tick through the ready queue, as
-        // asyncio's `Timeout.reschedule` does with `call_soon`, so the body
-        // unwinds at its very next suspension.
-        let (task, state) = (self.task.clone(), self.state.clone());
-        self.core.call_soon_boxed(Box::new(move || {
-            if state.open.get() && state.armed.get() == Some(seq) {
-                state.fired.set(true);
-                core::fire_scope(&task, state.id.get());
-            }
-        }));
-    }
-
-    /// Forgets the armed timer, if any: kills it in the heap, or takes the
-    /// scope off its task's `unarmed` list.
-    fn disarm(&self) {
-        if self.state.armed.take().is_none() {
-            return;
-        }
-        if self.state.in_heap.get() {
-            self.core.timers.note_dead();
-        } else {
-            let mut unarmed = self.task.header.unarmed.borrow_mut();
-            // Scopes nest, so it is usually the last one.
-            if unarmed.last().is_some_and(|s| Rc::ptr_eq(s, &self.state)) {
-                unarmed.pop();
-            } else {
-                unarmed.retain(|s| !Rc::ptr_eq(s, &self.state));
-            }
-        }
+        let timer = self.timer_for(when, None);
+        let old = self.with_scope(|s| {
+            s.deadline = when;
+            std::mem::replace(&mut s.timer, timer)
+        });
+        disarm(&self.core, &self.task.header, old);
     }
 
     /// Whether the deadline has been reached.
     pub fn expired(&self) -> bool {
-        self.state.fired.get()
+        self.with_scope(|s| s.timer == ScopeTimer::Fired)
+    }
+
+    /// Runs `f` on this scope's entry in its task's open scopes.
+    fn with_scope<R>(&self, f: impl FnOnce(&mut OpenScope) -> R) -> R {
+        let mut scopes = self.task.header.scopes.borrow_mut();
+        let scope = scopes
+            .iter_mut()
+            .rev()
+            .find(|s| s.id == self.id)
+            .expect("a Timeout's scope stays open while the Timeout is lent");
+        f(scope)
+    }
+
+    /// A new timer for deadline `when`; `now` is the loop time if the
+    /// caller just read it (a clock read is a good part of a short
+    /// timeout's cost).
+    fn timer_for(&self, when: Option<Duration>, now: Option<Duration>) -> ScopeTimer {
+        let Some(when) = when else {
+            return ScopeTimer::Off;
+        };
+        let seq = self.core.timers.reserve_seq();
+        if when > now.unwrap_or_else(|| self.core.clock.now()) {
+            // The usual case: armed only if the body suspends.
+            let h = &self.task.header;
+            h.reserved.set(h.reserved.get() + 1);
+            return ScopeTimer::Reserved(seq);
+        }
+        // Already due: fire on the next tick through the ready queue, so
+        // the body unwinds at its very next suspension.
+        let (task, id) = (self.task.clone(), self.id);
+        self.core.call_soon_boxed(Box::new(move || {
+            if mark_fired(&task.header, id, ScopeTimer::Due(seq)) {
+                core::fire_scope(&task, id);
+            }
+        }));
+        ScopeTimer::Due(seq)
     }
 }
 
@@ -773,46 +782,28 @@ fn scope<T>(
     f: impl FnOnce(&Timeout) -> T,
 ) -> Result<T, Elapsed> {
     let id = next_scope_id();
-    let h = &task.header;
-    h.scopes.borrow_mut().push(id);
-    // Reuse the state the task's last timeout left, if nothing else holds
-    // it: most timeouts then allocate nothing.
-    let state = match h.spare_scope.take() {
-        Some(state) => {
-            state.id.set(id);
-            state.open.set(true);
-            state.fired.set(false);
-            state
-        }
-        None => Rc::new(ScopeState {
-            id: Cell::new(id),
-            open: Cell::new(true),
-            armed: Cell::new(None),
-            in_heap: Cell::new(false),
-            deadline: Cell::new(None),
-            fired: Cell::new(false),
-        }),
-    };
-    let t = Timeout { core, task, state };
-    t.set_deadline(deadline, now);
+    let t = Timeout { core, task, id };
+    let timer = t.timer_for(deadline, now);
+    t.task.header.scopes.borrow_mut().push(OpenScope {
+        id,
+        deadline,
+        timer,
+    });
     let out = panic::catch_unwind(AssertUnwindSafe(|| f(&t)));
-    // Close the scope: pop it, kill its timer.
-    let h = &t.task.header;
+    // Close the scope: pop it, forget its timer.
+    let Timeout { core, task, id } = t;
+    let h = &task.header;
     let popped = h.scopes.borrow_mut().pop();
-    debug_assert_eq!(popped, Some(id), "timeout scopes must nest");
-    if t.state.fired.get() {
-        // Its timer already left the heap.
-        t.state.armed.set(None);
-    } else {
-        t.disarm();
-    }
-    t.state.open.set(false);
-    let Timeout { task, state, .. } = t;
-    let deadline = state.deadline.get();
-    if Rc::strong_count(&state) == 1 && Rc::weak_count(&state) == 0 {
-        // No timer, callback or list refers to it any more.
-        task.header.spare_scope.set(Some(state));
-    }
+    let Some(OpenScope {
+        id: popped_id,
+        deadline,
+        timer,
+    }) = popped
+    else {
+        unreachable!("a timeout's scope is open until it closes")
+    };
+    debug_assert_eq!(popped_id, id, "timeout scopes must nest");
+    disarm(&core, h, timer);
     match out {
         Ok(v) => Ok(v),
         Err(payload) => match payload.downcast_ref::<ScopeUnwind>() {

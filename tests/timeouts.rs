@@ -551,6 +551,39 @@ fn rescheduling_to_the_past_fires_at_the_next_sleep() {
     assert_eq!(t, secs(5));
 }
 
+#[test]
+fn a_past_deadline_moved_away_before_the_next_tick_does_not_fire() {
+    // asyncio: the second reschedule cancels the first one's call_soon.
+    let (r, t, timers) = vrun(|| {
+        sleep(secs(5));
+        let r = timeout_scope(None, |t| {
+            t.reschedule(Some(secs(1)));
+            t.reschedule(Some(secs(100)));
+            sleep(secs(1));
+            (t.expired(), t.when())
+        });
+        (r, time(), pending_timers())
+    });
+    assert_eq!(r, Ok((false, Some(secs(100)))));
+    assert_eq!(t, secs(6));
+    assert_eq!(timers, 0, "neither deadline left a timer behind");
+}
+
+#[test]
+fn a_past_deadline_leaves_no_timer_and_counts_as_none() {
+    let (r, inside, after) = vrun(|| {
+        sleep(secs(5));
+        let inside = Cell::new(usize::MAX);
+        let r = timeout_at(secs(1), || {
+            inside.set(pending_timers());
+            yield_now();
+        });
+        (r.map_err(|e| e.deadline()), inside.get(), pending_timers())
+    });
+    assert_eq!(r, Err(secs(1)));
+    assert_eq!(inside, 0, "a due deadline is a ready callback, not a timer");
+    assert_eq!(after, 0);
+}
 // -------------------------------------------------------------------------
 // Cancellation versus timeouts.
 

@@ -720,7 +720,7 @@ pub(crate) fn yield_task(me: &TaskRef, what: &str) {
 #[inline(always)]
 fn suspend(me: &TaskRef, trap: Trap, what: &str) {
     let h = &me.header;
-    if !h.unarmed.borrow().is_empty() {
+    if h.reserved.get() != 0 {
         if let Some(core) = h.core() {
             crate::timer::arm_reserved(&core, me);
         }
@@ -800,7 +800,7 @@ pub(crate) fn fire_scope(task: &TaskRef, scope: u64) {
         return;
     }
     let scopes = h.scopes.borrow();
-    let Some(depth) = scopes.iter().position(|&s| s == scope) else {
+    let Some(depth) = scopes.iter().position(|s| s.id == scope) else {
         return;
     };
     match h.interrupt.get() {
@@ -810,7 +810,7 @@ pub(crate) fn fire_scope(task: &TaskRef, scope: u64) {
         // inner one, so the outer one is what is reported (as asyncio does
         // when two timeouts cancel the task before it runs).
         Some(Interrupt::Scope(pending)) => {
-            let pending_depth = scopes.iter().position(|&s| s == pending);
+            let pending_depth = scopes.iter().position(|s| s.id == pending);
             if pending_depth.is_some_and(|d| d <= depth) {
                 return;
             }

@@ -6,11 +6,12 @@ use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
+use std::time::Duration;
 
 use crate::generator::{Generator, Yielder, YielderSlot};
 use crate::runtime::core::{self, Core, Trap, Wait};
 use crate::runtime::list::WaitList;
-use crate::timer::ScopeState;
+use crate::timer::ScopeTimer;
 
 /// A task's identity, unique within its thread for the life of the process.
 ///
@@ -176,16 +177,41 @@ pub(crate) struct Header {
     /// The loop the task belongs to (weak: the loop owns its tasks).
     pub(crate) core: Weak<Core>,
     /// Open scopes (timeouts, task groups) on this task's stack, innermost
-    /// last. A scope's timer or abort only interrupts if it is still here.
-    pub(crate) scopes: RefCell<Vec<u64>>,
-    /// Open timeout scopes whose timer is reserved but not yet in the heap
-    /// (see `timer::arm_reserved`). Only the running task adds to it, and
-    /// it is emptied before the task suspends: a suspended task's timeouts
-    /// are all in the heap.
-    pub(crate) unarmed: RefCell<Vec<Rc<ScopeState>>>,
-    /// A closed timeout scope's state that nothing else refers to, kept for
-    /// the task's next timeout (saves an allocation per timeout).
-    pub(crate) spare_scope: Cell<Option<Rc<ScopeState>>>,
+    /// last. Pushed when a scope is entered and popped when it is left, by
+    /// the task itself; a timeout scope's timer state changes in place (see
+    /// [`ScopeTimer`]). A scope's timer or abort only interrupts the task if
+    /// its scope is still here.
+    pub(crate) scopes: RefCell<Vec<OpenScope>>,
+    /// How many of `scopes` have a [`ScopeTimer::Reserved`] timer. Nonzero
+    /// only while the task runs: it arms them as it suspends (see
+    /// `timer::arm_reserved`), so a suspended task's timers are all in the
+    /// heap.
+    pub(crate) reserved: Cell<u32>,
+}
+
+/// One scope open on a task's stack: a timeout or a task group.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenScope {
+    /// Unique on this thread (see `timer::next_scope_id`): a scope's unwind
+    /// (`ScopeUnwind(id)`) is caught by this scope and no other.
+    pub(crate) id: u64,
+    /// A timeout's deadline (loop time); `None` for a task group or an
+    /// unbounded timeout scope.
+    pub(crate) deadline: Option<Duration>,
+    /// Where the deadline's timer is; `Off` exactly when `deadline` is
+    /// `None`.
+    pub(crate) timer: ScopeTimer,
+}
+
+impl OpenScope {
+    /// A scope without a deadline (a task group).
+    pub(crate) fn unbounded(id: u64) -> Self {
+        OpenScope {
+            id,
+            deadline: None,
+            timer: ScopeTimer::Off,
+        }
+    }
 }
 
 impl Header {
@@ -625,8 +651,7 @@ impl TaskBuilder {
                 slot_index: Cell::new(usize::MAX),
                 core: Rc::downgrade(core),
                 scopes: RefCell::new(Vec::new()),
-                unarmed: RefCell::new(Vec::new()),
-                spare_scope: Cell::new(None),
+                reserved: Cell::new(0),
                 sp_hint: Cell::new(0),
             },
             result: RefCell::new(None),
