@@ -563,6 +563,7 @@ fn mark_fired(h: &Header, id: u64, expected: ScopeTimer) -> bool {
     match scopes.iter_mut().rev().find(|s| s.id == id) {
         Some(s) if s.timer == expected => {
             s.timer = ScopeTimer::Fired;
+            h.fired.set(h.fired.get() + 1);
             true
         }
         _ => false,
@@ -570,13 +571,14 @@ fn mark_fired(h: &Header, id: u64, expected: ScopeTimer) -> bool {
 }
 
 /// Forgets a scope timer that was just replaced or whose scope closed:
-/// kills it in the heap, or un-counts a reserved one. (A `Due` callback
+/// kills it in the heap, or takes it out of its count. (A `Due` callback
 /// finds the scope changed and does nothing.)
 fn disarm(core: &core::Core, h: &Header, timer: ScopeTimer) {
     match timer {
         ScopeTimer::Armed(_) => core.timers.note_dead(),
         ScopeTimer::Reserved(_) => h.reserved.set(h.reserved.get() - 1),
-        ScopeTimer::Off | ScopeTimer::Due(_) | ScopeTimer::Fired => {}
+        ScopeTimer::Fired => h.fired.set(h.fired.get() - 1),
+        ScopeTimer::Off | ScopeTimer::Due(_) => {}
     }
 }
 
@@ -638,7 +640,15 @@ impl Timeout {
     }
 
     /// Whether the deadline has been reached.
+    #[inline]
     pub fn expired(&self) -> bool {
+        // Usually no scope of the task has fired: then not this one.
+        self.task.header.fired.get() != 0 && self.fired()
+    }
+
+    /// [`Timeout::expired`]'s answer once some scope of the task has fired.
+    #[inline(never)]
+    fn fired(&self) -> bool {
         self.with_scope(|s| s.timer == ScopeTimer::Fired)
     }
 

@@ -538,6 +538,34 @@ fn timeout_expired_turns_true_when_the_deadline_fires() {
 }
 
 #[test]
+fn expired_is_per_scope_when_an_outer_scope_fires_inside_an_inner_one() {
+    struct Probe<'a>(&'a Timeout, &'a Timeout, Rc<Cell<Option<(bool, bool)>>>);
+    impl Drop for Probe<'_> {
+        fn drop(&mut self) {
+            self.2.set(Some((self.0.expired(), self.1.expired())));
+        }
+    }
+    let (seen, r, after) = vrun(|| {
+        let seen = Rc::new(Cell::new(None));
+        let s = seen.clone();
+        let r = timeout_scope(Some(secs(1)), move |outer| {
+            timeout_scope(Some(secs(10)), |inner| {
+                let _p = Probe(outer, inner, s);
+                sleep(secs(2));
+            })
+        });
+        // A later scope of the same task starts unexpired.
+        let after = timeout_scope(Some(secs(100)), |t| {
+            sleep(secs(1));
+            t.expired()
+        });
+        (seen.get(), r.map_err(|e| e.deadline()), after)
+    });
+    assert_eq!(seen, Some((true, false)), "(outer, inner) at the unwind");
+    assert_eq!(r, Err(secs(1)));
+    assert_eq!(after, Ok(false));
+}
+#[test]
 fn rescheduling_to_the_past_fires_at_the_next_sleep() {
     let (r, t) = vrun(|| {
         sleep(secs(5));

@@ -187,6 +187,10 @@ pub(crate) struct Header {
     /// `timer::arm_reserved`), so a suspended task's timers are all in the
     /// heap.
     pub(crate) reserved: Cell<u32>,
+    /// How many of `scopes` have a [`ScopeTimer::Fired`] timer: lets
+    /// `Timeout::expired`, which a CPU-bound body may poll in its hot loop,
+    /// answer "no" without searching the scopes.
+    pub(crate) fired: Cell<u32>,
 }
 
 /// One scope open on a task's stack: a timeout or a task group.
@@ -652,6 +656,7 @@ impl TaskBuilder {
                 core: Rc::downgrade(core),
                 scopes: RefCell::new(Vec::new()),
                 reserved: Cell::new(0),
+                fired: Cell::new(0),
                 sp_hint: Cell::new(0),
             },
             result: RefCell::new(None),
