@@ -425,9 +425,9 @@ pub fn sleep(duration: Duration) {
         crate::yield_now();
         return;
     }
-    let core = core::running("bucle::sleep");
+    let (me, core) = task_and_loop("bucle::sleep");
     let deadline = core.clock.now().saturating_add(duration);
-    sleep_on(&core, deadline, "bucle::sleep");
+    sleep_on(&me, &core, deadline, "bucle::sleep");
 }
 
 /// Suspends the current task until the loop clock reads `deadline` (see
@@ -439,14 +439,13 @@ pub fn sleep(duration: Duration) {
 /// As [`sleep`].
 #[inline]
 pub fn sleep_until(deadline: Duration) {
-    let core = core::running("bucle::sleep_until");
-    sleep_on(&core, deadline, "bucle::sleep_until");
+    let (me, core) = task_and_loop("bucle::sleep_until");
+    sleep_on(&me, &core, deadline, "bucle::sleep_until");
 }
 
 #[inline(always)]
-fn sleep_on(core: &Rc<core::Core>, deadline: Duration, what: &str) {
-    let me = core::current_task(what);
-    let waker = core::prepare_wait(&me);
+fn sleep_on(me: &TaskRef, core: &core::Core, deadline: Duration, what: &str) {
+    let waker = core::prepare_wait(me);
     core.timers.push(deadline, TimerAction::Wake(waker));
     // If the sleep is interrupted, its timer entry is dead.
     struct Interrupted<'a>(&'a core::Core);
@@ -456,7 +455,7 @@ fn sleep_on(core: &Rc<core::Core>, deadline: Duration, what: &str) {
         }
     }
     let guard = Interrupted(core);
-    core::park(&me, Wait::Sleep(deadline), what);
+    core::park(me, Wait::Sleep(deadline), what);
     std::mem::forget(guard);
 }
 
