@@ -24,6 +24,9 @@
 //!   tokio's wheel rounds up to the millisecond). 10,000 sleepers keep the
 //!   loop busy (a round is CPU-bound); 1,000 fit in the caches but leave the
 //!   loop idle between deadlines.
+//!   `bucle/16 KiB stacks` (10,000 tasks): the same with
+//!   `Builder::stack_size(16 KiB)` instead of the default 256 KiB, to show
+//!   what the spacing of the tasks' stack pages costs in page walks.
 //! - `sleep_100k_wall/10000 tasks`: the CPU-bound rounds again, in wall
 //!   time, for reference.
 //! - `timeout_unfired`: a timeout that never fires (one hour), entered and
@@ -161,14 +164,24 @@ struct BucleRound {
 }
 
 /// `sleepers` tasks, each sleeping `SLEEPS / sleepers` times per round.
+///
+/// `stack_size`: the loop's task stacks (`None`: the default, 256 KiB).
 fn bucle_sleepers(
     group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
     clock: Clock,
     sleepers: usize,
+    stack_size: Option<usize>,
 ) {
     let sleeps_each = SLEEPS / sleepers;
-    group.bench_function("bucle", |b| {
-        let lp = EventLoop::new();
+    let name = match stack_size {
+        None => "bucle".to_string(),
+        Some(size) => format!("bucle/{} KiB stacks", size / 1024),
+    };
+    group.bench_function(name, |b| {
+        let lp = match stack_size {
+            None => EventLoop::new(),
+            Some(size) => EventLoop::builder().stack_size(size).build(),
+        };
         let shared = Rc::new(BucleRound {
             start: RefCell::new(bucle::Future::new()),
             remaining: Cell::new(0),
@@ -280,7 +293,12 @@ fn sleep_100k(c: &mut Criterion) {
             .sample_size(10)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(3));
-        bucle_sleepers(&mut group, clock, sleepers);
+        bucle_sleepers(&mut group, clock, sleepers, None);
+        if sleepers == 10_000 && matches!(clock, Clock::Cpu) {
+            // Each resume touches its task's own stack page; how far apart
+            // those pages lie decides what the page walks cost.
+            bucle_sleepers(&mut group, clock, sleepers, Some(16 * 1024));
+        }
         tokio_sleepers(&mut group, clock, sleepers);
         group.finish();
     }
