@@ -622,7 +622,7 @@ pub struct Timeout {
 }
 
 impl Timeout {
-    /// The deadline (loop time), or `None` if unbounded.
+    /// The deadline (loop time, see [`time`]), or `None` if unbounded.
     pub fn when(&self) -> Option<Duration> {
         self.with_scope(|s| s.deadline)
     }
