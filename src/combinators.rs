@@ -408,6 +408,7 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
             // children; anything else (the loop closing and dropping this
             // task, a panic) must go on at once.
             if !payload.is::<ScopeUnwind>() && !payload.is::<CancelledUnwind>() {
+                parent.header.close_scope(scope);
                 panic::resume_unwind(payload);
             }
             let ours = matches!(payload.downcast_ref::<ScopeUnwind>(), Some(ScopeUnwind(s)) if *s == scope);
@@ -416,12 +417,7 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
             }
         }
     }
-    let popped = parent.header.scopes.borrow_mut().pop();
-    debug_assert_eq!(
-        popped.map(|s| s.id),
-        Some(scope),
-        "task groups and timeouts must nest"
-    );
+    parent.header.close_scope(scope);
     if parent.header.interrupt.get() == Some(crate::runtime::task::Interrupt::Scope(scope)) {
         parent.header.interrupt.set(None);
     }

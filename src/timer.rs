@@ -369,7 +369,12 @@ impl Timers {
                 TimerAction::Wake(w) => Runnable::Wake(w),
                 TimerAction::Call(h) => Runnable::Handle(h),
                 TimerAction::Scope(task, id) => {
-                    mark_fired(&task.header, id, ScopeTimer::Armed(entry.seq));
+                    set_timer(
+                        &task.header,
+                        id,
+                        ScopeTimer::Armed(entry.seq),
+                        ScopeTimer::Firing,
+                    );
                     Runnable::Interrupt(task, id)
                 }
             });
@@ -519,7 +524,8 @@ impl std::error::Error for Elapsed {}
 
 /// Where an open timeout scope's timer is (see `OpenScope`). Changes only
 /// on the scope's own task (entering, rescheduling, suspending, leaving)
-/// and, `Armed` or `Due` to `Fired`, when the deadline is acted on.
+/// and in the loop: `Armed` to `Firing` when the timer expires, `Firing` or
+/// `Due` to `Fired` when the interrupt is delivered.
 ///
 /// A scope's timer costs nothing but a sequence number until its task
 /// suspends: most timeouts end before their body ever waits (the data was
@@ -538,11 +544,18 @@ pub(crate) enum ScopeTimer {
     /// In the heap under this seq; that heap entry is live exactly while
     /// the scope is open and still says `Armed(seq)`.
     Armed(u64),
-    /// The deadline had already passed when it was set: a `call_soon`
-    /// callback fires the scope on the next tick, if it still says
-    /// `Due(seq)` then (asyncio's `Timeout.reschedule` does the same).
+    /// The deadline had already passed (or was now) when it was set: a
+    /// `call_soon` callback fires the scope on the next tick, if it still
+    /// says `Due(seq)` then (asyncio's `Timeout.reschedule` does the same).
     Due(u64),
-    /// The deadline was acted on: the interrupt is on its way, or done.
+    /// The timer expired and left the heap; its interrupt waits in the
+    /// ready queue and fires the scope when it runs, if the scope still
+    /// says `Firing` then. (asyncio: the timer handle is in `_ready`, and a
+    /// `reschedule` before it runs cancels it.)
+    Firing,
+    /// The deadline was acted on: the body unwinds at its next suspension
+    /// (unless a cancellation or an outer scope's unwind overrides it).
+    /// Counted in `Header::fired`.
     Fired,
 }
 
@@ -555,29 +568,46 @@ fn scope_timer_is(h: &Header, id: u64, timer: ScopeTimer) -> bool {
         .any(|s| s.id == id && s.timer == timer)
 }
 
-/// If `h`'s open scope `id` still has timer `expected`, marks it fired and
-/// returns true.
-fn mark_fired(h: &Header, id: u64, expected: ScopeTimer) -> bool {
+/// If `h`'s open scope `id` still has timer `expected`, replaces it with
+/// `new` and returns true.
+fn set_timer(h: &Header, id: u64, expected: ScopeTimer, new: ScopeTimer) -> bool {
     let mut scopes = h.scopes.borrow_mut();
     match scopes.iter_mut().rev().find(|s| s.id == id) {
         Some(s) if s.timer == expected => {
-            s.timer = ScopeTimer::Fired;
-            h.fired.set(h.fired.get() + 1);
+            s.timer = new;
             true
         }
         _ => false,
     }
 }
 
+/// If `h`'s open scope `id` still has timer `expected`, marks it fired and
+/// returns true.
+fn mark_fired(h: &Header, id: u64, expected: ScopeTimer) -> bool {
+    let fired = set_timer(h, id, expected, ScopeTimer::Fired);
+    if fired {
+        h.fired.set(h.fired.get() + 1);
+    }
+    fired
+}
+
 /// Forgets a scope timer that was just replaced or whose scope closed:
 /// kills it in the heap, or takes it out of its count. (A `Due` callback
-/// finds the scope changed and does nothing.)
+/// or a `Firing` interrupt finds the scope changed and does nothing.)
 fn disarm(core: &core::Core, h: &Header, timer: ScopeTimer) {
     match timer {
         ScopeTimer::Armed(_) => core.timers.note_dead(),
         ScopeTimer::Reserved(_) => h.reserved.set(h.reserved.get() - 1),
         ScopeTimer::Fired => h.fired.set(h.fired.get() - 1),
-        ScopeTimer::Off | ScopeTimer::Due(_) => {}
+        ScopeTimer::Off | ScopeTimer::Due(_) | ScopeTimer::Firing => {}
+    }
+}
+
+/// An expired scope timer's interrupt, run from the ready queue: fires
+/// scope `id` of `task` if it is still waiting for this interrupt.
+pub(crate) fn deliver_interrupt(task: &TaskRef, id: u64) {
+    if mark_fired(&task.header, id, ScopeTimer::Firing) {
+        core::fire_scope(task, id);
     }
 }
 
@@ -628,8 +658,18 @@ impl Timeout {
     }
 
     /// Moves the deadline to `when` (loop time), or removes it with `None`:
-    /// `Timeout.reschedule`.
+    /// `Timeout.reschedule`. A deadline already reached whose interrupt has
+    /// not been delivered yet is called off, as asyncio cancels the timer
+    /// handle waiting in its ready queue.
+    ///
+    /// Once the scope has expired ([`Timeout::expired`]) the body is
+    /// already on its way out, and `reschedule` does nothing. (asyncio
+    /// raises `RuntimeError` there; a panic would abort the process when
+    /// the call comes from a destructor during the unwind.)
     pub fn reschedule(&self, when: Option<Duration>) {
+        if self.expired() {
+            return;
+        }
         let timer = self.timer_for(when, None);
         let old = self.with_scope(|s| {
             s.deadline = when;
@@ -638,7 +678,9 @@ impl Timeout {
         disarm(&self.core, &self.task.header, old);
     }
 
-    /// Whether the deadline has been reached.
+    /// Whether the deadline has been acted on: true from the moment the
+    /// loop fires the scope (its body then unwinds at its next suspension)
+    /// until the scope closes.
     #[inline]
     pub fn expired(&self) -> bool {
         // Usually no scope of the task has fired: then not this one.
@@ -802,16 +844,9 @@ fn scope<T>(
     // Close the scope: pop it, forget its timer.
     let Timeout { core, task, id } = t;
     let h = &task.header;
-    let popped = h.scopes.borrow_mut().pop();
-    let Some(OpenScope {
-        id: popped_id,
-        deadline,
-        timer,
-    }) = popped
-    else {
-        unreachable!("a timeout's scope is open until it closes")
-    };
-    debug_assert_eq!(popped_id, id, "timeout scopes must nest");
+    let OpenScope {
+        deadline, timer, ..
+    } = h.close_scope(id);
     disarm(&core, h, timer);
     match out {
         Ok(v) => Ok(v),

@@ -227,6 +227,33 @@ fn shield_protects_the_inner_task_from_a_timeout() {
 // task_group
 
 #[test]
+fn closing_the_loop_while_a_group_inside_a_timeout_waits_for_its_children() {
+    // The close unwinds the group's exit wait; the group must leave its
+    // scope before the unwind goes on, so the timeout around it finds its
+    // own (this used to trip a nesting assertion mid-unwind: an abort).
+    let drops = Drops::new();
+    let d = drops.clone();
+    let lp = vloop();
+    lp.run_until_complete(move || {
+        bucle::spawn(move || {
+            let _token = d.token();
+            let _ = bucle::timeout(Duration::from_secs(10), || {
+                let _ = bucle::task_group(|g| {
+                    g.spawn(|| bucle::sleep(Duration::from_secs(100)));
+                });
+            });
+        });
+        bucle::sleep(Duration::from_secs(1));
+    });
+    lp.close();
+    assert_eq!(drops.made(), 1);
+    assert!(
+        drops.all_dropped_once(),
+        "the task's stack unwound at close"
+    );
+}
+
+#[test]
 fn task_group_waits_for_every_child() {
     let log = Log::new();
     let l = log.clone();

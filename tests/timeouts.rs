@@ -580,6 +580,67 @@ fn rescheduling_to_the_past_fires_at_the_next_sleep() {
 }
 
 #[test]
+fn a_reschedule_before_the_expired_timer_is_delivered_calls_it_off() {
+    // asyncio: the expired timer handle waits in `_ready` behind the task's
+    // step; `reschedule` cancels it there. On the real clock: the body
+    // works past its deadline without suspending, then yields once: the
+    // next tick's expire phase takes the timer out of the heap and queues
+    // its interrupt behind this task's step, so the body reschedules
+    // before the interrupt runs.
+    let lp = EventLoop::new();
+    let (r, timers) = lp.run_until_complete(|| {
+        let deadline = time() + ms(2);
+        let r = timeout_scope(Some(deadline), |t| {
+            while time() < deadline {
+                std::hint::spin_loop();
+            }
+            yield_now();
+            let before = t.expired();
+            t.reschedule(Some(time() + secs(3600)));
+            for _ in 0..3 {
+                yield_now();
+            }
+            (before, t.expired())
+        });
+        (r, pending_timers())
+    });
+    lp.close();
+    assert_eq!(
+        r,
+        Ok((false, false)),
+        "(expired before, after) the reschedule"
+    );
+    assert_eq!(timers, 0);
+}
+
+#[test]
+fn rescheduling_an_expired_scope_does_nothing() {
+    // asyncio raises RuntimeError; here the call may come from a destructor
+    // during the unwind, where a panic would abort, so it is ignored.
+    /// `expired()` and `when()`, as the destructor saw them.
+    type Seen = Option<(bool, Option<Duration>)>;
+    struct Probe<'a>(&'a Timeout, Rc<Cell<Seen>>);
+    impl Drop for Probe<'_> {
+        fn drop(&mut self) {
+            self.0.reschedule(Some(secs(3600)));
+            self.1.set(Some((self.0.expired(), self.0.when())));
+        }
+    }
+    let (seen, r, timers) = vrun(|| {
+        let seen = Rc::new(Cell::new(None));
+        let s = seen.clone();
+        let r = timeout_scope(Some(secs(1)), move |t| {
+            let _p = Probe(t, s);
+            sleep(secs(2));
+        });
+        (seen.get(), r.map_err(|e| e.deadline()), pending_timers())
+    });
+    assert_eq!(seen, Some((true, Some(secs(1)))));
+    assert_eq!(r, Err(secs(1)));
+    assert_eq!(timers, 0);
+}
+
+#[test]
 fn a_past_deadline_moved_away_before_the_next_tick_does_not_fire() {
     // asyncio: the second reschedule cancels the first one's call_soon.
     let (r, t, timers) = vrun(|| {

@@ -78,7 +78,8 @@ pub(crate) enum Runnable {
     Call(Box<dyn FnOnce()>),
     /// A cancellable callback (`call_soon`, expired `call_later`).
     Handle(Rc<HandleInner>),
-    /// A scope (timeout) fired for this task: interrupt it if still open.
+    /// A timeout's timer expired for this scope of this task: interrupt
+    /// the task there, unless the scope closed or was rescheduled since.
     Interrupt(TaskRef, u64),
 }
 
@@ -473,7 +474,7 @@ impl Core {
                     self.run_callback(f);
                 }
             }
-            Runnable::Interrupt(task, scope) => fire_scope(&task, scope),
+            Runnable::Interrupt(task, scope) => crate::timer::deliver_interrupt(&task, scope),
         }
     }
 

@@ -219,6 +219,23 @@ impl OpenScope {
 }
 
 impl Header {
+    /// Takes scope `id` off the open scopes, as it closes. Scopes nest, so
+    /// it is the innermost one, unless a generator nested in the task
+    /// yielded from inside a scope and left it open off the task's own
+    /// stack; taking it by id keeps the other scopes intact even then.
+    ///
+    /// # Panics
+    ///
+    /// If scope `id` is not open (a bug in bucle: only its owner closes it).
+    pub(crate) fn close_scope(&self, id: u64) -> OpenScope {
+        let mut scopes = self.scopes.borrow_mut();
+        let i = scopes
+            .iter()
+            .rposition(|s| s.id == id)
+            .expect("a scope stays open until its owner closes it");
+        scopes.remove(i)
+    }
+
     /// The task's loop, unless it has been dropped.
     pub(crate) fn core(&self) -> Option<Rc<Core>> {
         self.core.upgrade()
