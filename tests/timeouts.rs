@@ -960,3 +960,22 @@ proptest! {
         prop_assert_eq!(drops.made(), drops.dropped());
     }
 }
+
+#[test]
+#[should_panic(expected = "scopes must nest")]
+fn a_timeout_left_open_across_a_generator_yield_is_a_misuse_panic() {
+    // A generator's timeout scope, still open at its yield, sits on top of
+    // the task's own scope when that one closes.
+    vrun(|| {
+        let mut g: bucle::Generator<(), Option<Duration>> = bucle::Generator::new(|y, ()| {
+            timeout_scope(Some(time() + secs(10)), |t| {
+                y.yield_(());
+                t.when()
+            })
+            .unwrap_or_default()
+        });
+        let _ = timeout(secs(5), || {
+            g.resume(());
+        });
+    });
+}

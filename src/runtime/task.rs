@@ -193,6 +193,28 @@ pub(crate) struct Header {
     pub(crate) fired: Cell<u32>,
 }
 
+/// A scope closed while one opened inside it is still open. Only a
+/// generator nested in a task can cause it: a timeout or task group entered
+/// inside the generator's body stays open when the generator yields, while
+/// the task goes on to close its own scopes.
+///
+/// Before panicking it takes `id` out from below the innermost scope, so
+/// that the other scopes still close cleanly as the panic unwinds them (a
+/// second panic there, inside a generator's forced unwind, would abort).
+#[cold]
+#[inline(never)]
+fn scopes_misnested(h: &Header, id: u64) -> ! {
+    {
+        let mut scopes = h.scopes.borrow_mut();
+        if let Some(i) = scopes.iter().rposition(|s| s.id == id) {
+            scopes.remove(i);
+        }
+    }
+    panic!(
+        "timeout and task-group scopes must nest: a scope was closed while a scope opened          inside it was still open, which happens when a generator nested in a task yields          from inside a timeout or task group. Keep each timeout or task group within one          step of the generator (open and close it between two yields)"
+    )
+}
+
 /// One scope open on a task's stack: a timeout or a task group.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OpenScope {
@@ -219,21 +241,29 @@ impl OpenScope {
 }
 
 impl Header {
-    /// Takes scope `id` off the open scopes, as it closes. Scopes nest, so
-    /// it is the innermost one, unless a generator nested in the task
-    /// yielded from inside a scope and left it open off the task's own
-    /// stack; taking it by id keeps the other scopes intact even then.
+    /// Takes scope `id`, the innermost, off the open scopes as it closes.
     ///
     /// # Panics
     ///
-    /// If scope `id` is not open (a bug in bucle: only its owner closes it).
+    /// If `id` is not the innermost open scope (see [`scopes_misnested`]).
+    #[inline(always)]
     pub(crate) fn close_scope(&self, id: u64) -> OpenScope {
         let mut scopes = self.scopes.borrow_mut();
-        let i = scopes
-            .iter()
-            .rposition(|s| s.id == id)
-            .expect("a scope stays open until its owner closes it");
-        scopes.remove(i)
+        if scopes.last().map(|s| s.id) != Some(id) {
+            drop(scopes);
+            scopes_misnested(self, id)
+        }
+        let Some(OpenScope {
+            deadline, timer, ..
+        }) = scopes.pop()
+        else {
+            unreachable!("the innermost scope was just seen")
+        };
+        OpenScope {
+            id,
+            deadline,
+            timer,
+        }
     }
 
     /// The task's loop, unless it has been dropped.
