@@ -559,26 +559,31 @@ pub(crate) enum ScopeTimer {
     Fired,
 }
 
+/// Runs `f` on `h`'s open scope `id`, if it is still open.
+fn with_open_scope<R>(h: &Header, id: u64, f: impl FnOnce(&mut OpenScope) -> R) -> Option<R> {
+    h.scopes
+        .borrow_mut()
+        .iter_mut()
+        .rev()
+        .find(|s| s.id == id)
+        .map(f)
+}
+
 /// Whether `h`'s open scope `id` has timer `timer`.
 fn scope_timer_is(h: &Header, id: u64, timer: ScopeTimer) -> bool {
-    h.scopes
-        .borrow()
-        .iter()
-        .rev()
-        .any(|s| s.id == id && s.timer == timer)
+    with_open_scope(h, id, |s| s.timer == timer) == Some(true)
 }
 
 /// If `h`'s open scope `id` still has timer `expected`, replaces it with
 /// `new` and returns true.
 fn set_timer(h: &Header, id: u64, expected: ScopeTimer, new: ScopeTimer) -> bool {
-    let mut scopes = h.scopes.borrow_mut();
-    match scopes.iter_mut().rev().find(|s| s.id == id) {
-        Some(s) if s.timer == expected => {
+    with_open_scope(h, id, |s| {
+        let matches = s.timer == expected;
+        if matches {
             s.timer = new;
-            true
         }
-        _ => false,
-    }
+        matches
+    }) == Some(true)
 }
 
 /// If `h`'s open scope `id` still has timer `expected`, marks it fired and
@@ -603,12 +608,17 @@ fn disarm(core: &core::Core, h: &Header, timer: ScopeTimer) {
     }
 }
 
-/// An expired scope timer's interrupt, run from the ready queue: fires
-/// scope `id` of `task` if it is still waiting for this interrupt.
-pub(crate) fn deliver_interrupt(task: &TaskRef, id: u64) {
-    if mark_fired(&task.header, id, ScopeTimer::Firing) {
+/// Fires scope `id` of `task` if its timer is still `expected`: the
+/// deadline's turn in the ready queue has come and nothing called it off.
+fn fire_if(task: &TaskRef, id: u64, expected: ScopeTimer) {
+    if mark_fired(&task.header, id, expected) {
         core::fire_scope(task, id);
     }
+}
+
+/// An expired scope timer's interrupt, run from the ready queue.
+pub(crate) fn deliver_interrupt(task: &TaskRef, id: u64) {
+    fire_if(task, id, ScopeTimer::Firing);
 }
 
 /// Puts the reserved timers of `task`'s open timeout scopes into the heap.
@@ -695,13 +705,8 @@ impl Timeout {
 
     /// Runs `f` on this scope's entry in its task's open scopes.
     fn with_scope<R>(&self, f: impl FnOnce(&mut OpenScope) -> R) -> R {
-        let mut scopes = self.task.header.scopes.borrow_mut();
-        let scope = scopes
-            .iter_mut()
-            .rev()
-            .find(|s| s.id == self.id)
-            .expect("a Timeout's scope stays open while the Timeout is lent");
-        f(scope)
+        with_open_scope(&self.task.header, self.id, f)
+            .expect("a Timeout's scope stays open while the Timeout is lent")
     }
 
     /// A new timer for deadline `when`; `now` is the loop time if the
@@ -721,11 +726,8 @@ impl Timeout {
         // Already due: fire on the next tick through the ready queue, so
         // the body unwinds at its very next suspension.
         let (task, id) = (self.task.clone(), self.id);
-        self.core.call_soon_boxed(Box::new(move || {
-            if mark_fired(&task.header, id, ScopeTimer::Due(seq)) {
-                core::fire_scope(&task, id);
-            }
-        }));
+        self.core
+            .call_soon_boxed(Box::new(move || fire_if(&task, id, ScopeTimer::Due(seq))));
         ScopeTimer::Due(seq)
     }
 }
