@@ -190,8 +190,9 @@ impl<T: 'static> Future<T> {
     /// # Panics
     ///
     /// If it has done callbacks and no loop is running to schedule them.
+    /// The future is then left as it was: pending, with its callbacks.
     pub fn set_result(&self, value: T) -> Result<(), InvalidState> {
-        self.complete(Ok(value))
+        self.complete(Ok(value), "bucle::Future::set_result")
     }
 
     /// Completes the future with an error: `set_exception`.
@@ -204,7 +205,10 @@ impl<T: 'static> Future<T> {
     ///
     /// As [`Future::set_result`].
     pub fn set_exception(&self, error: impl Error + 'static) -> Result<(), InvalidState> {
-        self.complete(Err(FutureError::Exception(Rc::new(error))))
+        self.complete(
+            Err(FutureError::Exception(Rc::new(error))),
+            "bucle::Future::set_exception",
+        )
     }
 
     /// Cancels the future, waking its waiters with
@@ -214,14 +218,22 @@ impl<T: 'static> Future<T> {
     ///
     /// As [`Future::set_result`].
     pub fn cancel(&self) -> bool {
-        self.complete(Err(FutureError::Cancelled)).is_ok()
+        self.complete(Err(FutureError::Cancelled), "bucle::Future::cancel")
+            .is_ok()
     }
 
-    fn complete(&self, outcome: Result<T, FutureError>) -> Result<(), InvalidState> {
+    fn complete(&self, outcome: Result<T, FutureError>, what: &str) -> Result<(), InvalidState> {
         {
             let mut slot = self.inner.outcome.borrow_mut();
             if slot.is_some() {
                 return Err(InvalidState);
+            }
+            // Checked before anything changes: a panic half-way through the
+            // waiters would leave the future done with its callbacks lost
+            // and the tasks behind them never woken.
+            if self.has_callbacks() && core::try_running().is_none() {
+                drop(slot);
+                callbacks_need_a_loop(what);
             }
             *slot = Some(outcome);
         }
@@ -231,6 +243,15 @@ impl<T: 'static> Future<T> {
             FutWaiter::Callback(cb) => self.schedule_callback(cb),
         });
         Ok(())
+    }
+
+    /// Whether any done callback is registered (they need a loop to run on).
+    fn has_callbacks(&self) -> bool {
+        match &*self.inner.waiters.borrow() {
+            WaitList::Empty | WaitList::One(FutWaiter::Wake(_)) => false,
+            WaitList::One(FutWaiter::Callback(_)) => true,
+            WaitList::Many(v) => v.iter().any(|w| matches!(w, FutWaiter::Callback(_))),
+        }
     }
 
     fn schedule_callback(&self, cb: DoneCallback<T>) {
@@ -325,6 +346,18 @@ impl<T: Clone + 'static> Future<T> {
         self.result()
             .expect("a task waiting on a future is only woken once it is done")
     }
+}
+
+/// Panics for completing a future that has done callbacks while no loop
+/// runs to schedule them.
+#[cold]
+#[inline(never)]
+fn callbacks_need_a_loop(what: &str) -> ! {
+    panic!(
+        "{what} called outside a running event loop on a future with done callbacks, which \
+         run on the loop; complete it from inside bucle::run (a task or a callback). The \
+         future is left pending"
+    )
 }
 
 /// Panics with the message for waiting outside a task of a running loop,

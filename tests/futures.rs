@@ -280,7 +280,40 @@ fn setting_a_future_with_callbacks_outside_a_loop_panics() {
     let f: Future<u8> = Future::new();
     f.add_done_callback(|_| {});
     let err = catch(|| f.set_result(1)).unwrap_err();
+    assert!(err.contains("bucle::Future::set_result"), "{err}");
     assert!(err.contains("outside a running event loop"), "{err}");
+    let err = catch(|| f.cancel()).unwrap_err();
+    assert!(err.contains("bucle::Future::cancel"), "{err}");
+}
+
+/// The refused completion changes nothing: the future stays pending with
+/// every waiter, and completing it later inside a loop wakes them all, in
+/// order (a task parked on it before the callback was added included).
+#[test]
+fn a_refused_completion_leaves_the_future_pending_with_its_waiters() {
+    let log = Log::new();
+    let f: Future<u8> = Future::new();
+    let lp = support::vloop();
+    // A task parks on the future inside one run, which then returns.
+    let waiter = {
+        let (f, log) = (f.clone(), log.clone());
+        lp.run_until_complete(move || {
+            let t = bucle::spawn(move || log.push(format!("task {:?}", f.wait())));
+            bucle::yield_now();
+            t
+        })
+    };
+    let cb_log = log.clone();
+    f.add_done_callback(move |f| cb_log.push(format!("cb {:?}", f.result())));
+    assert!(catch(|| f.set_exception(MyError("x"))).is_err());
+    assert!(!f.is_done());
+    assert!(log.get().is_empty());
+    lp.run_until_complete(move || {
+        f.set_result(7).unwrap();
+        waiter.join().unwrap();
+        bucle::yield_now();
+    });
+    assert_eq!(log.get(), strs(&["task Ok(7)", "cb Some(Ok(7))"]));
 }
 
 /// A future can carry non-Clone values; `set_result`, `is_done` and
