@@ -284,10 +284,12 @@ fn self_cancel_then_wait_cancels_the_awaited_future() {
     });
 }
 
-/// SRC DIVERGENCE (reported): in asyncio a task that cancels itself and then
-/// returns without awaiting again ends cancelled (`Task.__step` turns the
-/// pending `_must_cancel` into `super().cancel()` on StopIteration): CPython
-/// 3.11 prints `joined: cancelled`. bucle returns the value.
+/// In asyncio a task that cancels itself and then returns without awaiting
+/// again ends cancelled (`Task.__step` turns the pending `_must_cancel` into
+/// `super().cancel()` on StopIteration): CPython 3.11 prints `joined:
+/// cancelled`. bucle once returned the value (found by replaying random
+/// programs with asyncio, `tests/support/asyncio_replay.py`); it now ends
+/// the task cancelled too.
 #[test]
 fn self_cancel_then_return_without_suspending_ends_cancelled_as_in_asyncio() {
     run_virtual(|| {
