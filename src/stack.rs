@@ -21,6 +21,13 @@
 //! the limit (counted from the mappings the process had before its first
 //! stack), and [`allocate`] reports the refusal as an [`io::Error`] that
 //! names the limit and the fix, while the rest of the program carries on.
+//!
+//! # Overflow
+//!
+//! On Linux each stack's guard page is also recorded for the overflow
+//! handler (the `overflow` submodule): a coroutine that runs into it ends
+//! the process with a message naming its stack size and how to raise it,
+//! instead of a bare `SIGSEGV`.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -30,6 +37,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use corosensei::stack::{DefaultStack, Stack, StackPointer};
+
+#[cfg(target_os = "linux")]
+mod overflow;
 
 /// The usable size of a stack when none is asked for: 256 KiB.
 ///
@@ -106,11 +116,26 @@ fn count_mappings() -> Option<usize> {
     }
 }
 
-/// A mapped stack, counted in `MAPPED` for as long as it exists.
+/// A mapped stack, counted in `MAPPED` for as long as it exists, and (on
+/// Linux) its guard page known to the overflow handler.
 struct Mapped(DefaultStack);
+
+impl Mapped {
+    fn new(stack: DefaultStack, usable: usize) -> Mapped {
+        MAPPED.fetch_add(1, Ordering::Relaxed);
+        // `limit` is the low end of the mapping: the guard page.
+        #[cfg(target_os = "linux")]
+        overflow::register(stack.limit().get(), usable);
+        #[cfg(not(target_os = "linux"))]
+        let _ = usable;
+        Mapped(stack)
+    }
+}
 
 impl Drop for Mapped {
     fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        overflow::unregister(self.0.limit().get());
         MAPPED.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -235,12 +260,12 @@ fn map_new(size: usize) -> io::Result<Mapped> {
     }
     match DefaultStack::new(size) {
         Ok(stack) => {
-            MAPPED.fetch_add(1, Ordering::Relaxed);
+            let mapped = Mapped::new(stack, size);
             POOL.with(|p| {
                 p.in_use.set(p.in_use.get() + 1);
                 p.mapped.set(p.mapped.get() + 1);
             });
-            Ok(Mapped(stack))
+            Ok(mapped)
         }
         Err(e) => Err(explain_map_failure(size, e)),
     }
