@@ -121,13 +121,11 @@ fn count_mappings() -> Option<usize> {
 struct Mapped(DefaultStack);
 
 impl Mapped {
-    fn new(stack: DefaultStack, usable: usize) -> Mapped {
+    fn new(stack: DefaultStack) -> Mapped {
         MAPPED.fetch_add(1, Ordering::Relaxed);
         // `limit` is the low end of the mapping: the guard page.
         #[cfg(target_os = "linux")]
-        overflow::register(stack.limit().get(), usable);
-        #[cfg(not(target_os = "linux"))]
-        let _ = usable;
+        overflow::register(stack.limit().get(), stack.base().get());
         Mapped(stack)
     }
 }
@@ -260,7 +258,7 @@ fn map_new(size: usize) -> io::Result<Mapped> {
     }
     match DefaultStack::new(size) {
         Ok(stack) => {
-            let mapped = Mapped::new(stack, size);
+            let mapped = Mapped::new(stack);
             POOL.with(|p| {
                 p.in_use.set(p.in_use.get() + 1);
                 p.mapped.set(p.mapped.get() + 1);

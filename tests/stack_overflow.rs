@@ -8,22 +8,109 @@
 #![cfg(target_os = "linux")]
 
 use std::hint::black_box;
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const CASE: &str = "BUCLE_OVERFLOW_CASE";
 
-/// Runs `case` in a child process and returns what it left behind.
-fn crash(case: &str) -> (Option<i32>, String) {
-    let Output { status, stderr, .. } = Command::new(std::env::current_exe().unwrap())
+/// How a child process ended.
+struct Ended {
+    /// The signal that killed it, if one did.
+    signal: Option<i32>,
+    /// Its exit code, if it exited.
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Runs `case` in a child process and returns how it ended. A child still
+/// running after a minute (a handler called in a loop, say) is killed and
+/// the test fails.
+fn run_case(case: &str) -> Ended {
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env(CASE, case)
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("the test binary runs again");
-    (
-        status.signal(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
+    let mut pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "case {case} still ran after a minute: {}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ended {
+        signal: status.signal(),
+        code: status.code(),
+        stderr: reader.join().unwrap(),
+    }
+}
+
+/// Runs `case`, which must end by a signal; returns it and the stderr.
+fn crash(case: &str) -> (Option<i32>, String) {
+    let ended = run_case(case);
+    (ended.signal, ended.stderr)
+}
+
+/// Runs `case`, which must exit cleanly; returns its stderr.
+fn survive(case: &str) -> String {
+    let ended = run_case(case);
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    ended.stderr
+}
+
+/// Runs a loop, so that bucle has mapped a stack and installed its handler.
+fn use_bucle() {
+    bucle::run(|| bucle::spawn(|| 1).join().unwrap());
+}
+
+/// Sets `sig`'s action to `handler` with `flags`.
+fn set_action(sig: libc::c_int, handler: libc::sighandler_t, flags: libc::c_int) {
+    // SAFETY: an all-zero `sigaction` is valid; the handler is either
+    // SIG_DFL/SIG_IGN or a one-argument `extern "C"` function (no
+    // `SA_SIGINFO`).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = flags;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(libc::sigaction(sig, &action, std::ptr::null_mut()), 0);
+    }
+}
+
+/// `sig`'s current action.
+fn action_of(sig: libc::c_int) -> libc::sigaction {
+    // SAFETY: reads the current action into a valid, zeroed struct.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(sig, std::ptr::null(), &mut action), 0);
+        action
+    }
+}
+
+/// A program's own one-shot crash handler: reports, and returns so that
+/// the fault repeats and meets the default action.
+extern "C" fn one_shot(_sig: libc::c_int) {
+    let msg = b"the program's own handler ran\n";
+    // SAFETY: `write` is async-signal-safe; `msg` is valid for its length.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
 }
 
 /// Recursion that no optimiser can turn into a loop: each frame keeps a
@@ -84,15 +171,56 @@ fn child() {
         "thread" => {
             // A loop has run, so bucle's handler is installed; the
             // thread's own overflow must still get Rust's message.
-            bucle::run(|| bucle::spawn(|| 1).join().unwrap());
+            use_bucle();
             let t = std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(|| deep(0))
                 .unwrap();
             let _ = t.join();
         }
+        "one_shot" => {
+            set_action(
+                libc::SIGSEGV,
+                one_shot as *const () as usize,
+                libc::SA_RESETHAND,
+            );
+            use_bucle();
+            // SAFETY: none; a fault on purpose, in a process that exists to
+            // crash.
+            unsafe { std::ptr::null_mut::<u64>().write_volatile(black_box(1)) };
+        }
+        "raise_default" => {
+            set_action(libc::SIGSEGV, libc::SIG_DFL, 0);
+            use_bucle();
+            // SAFETY: sends this process a signal whose action is default.
+            unsafe { libc::raise(libc::SIGSEGV) };
+        }
+        "ignored" => {
+            set_action(libc::SIGBUS, libc::SIG_IGN, 0);
+            use_bucle();
+            eprintln!(
+                "SIGBUS ignored: {}",
+                action_of(libc::SIGBUS).sa_sigaction == libc::SIG_IGN
+            );
+            std::process::exit(0);
+        }
+        "nodefer" => {
+            set_action(
+                libc::SIGSEGV,
+                one_shot as *const () as usize,
+                libc::SA_NODEFER,
+            );
+            use_bucle();
+            let now = action_of(libc::SIGSEGV);
+            eprintln!(
+                "replaced: {}, nodefer: {}",
+                now.sa_sigaction != one_shot as *const () as usize,
+                now.sa_flags & libc::SA_NODEFER != 0
+            );
+            std::process::exit(0);
+        }
         "null" => {
-            bucle::run(|| bucle::spawn(|| 1).join().unwrap());
+            use_bucle();
             // SAFETY: not safe at all: the point is a fault that is not an
             // overflow, in a process that exists to crash.
             unsafe { std::ptr::null_mut::<u64>().write_volatile(black_box(1)) };
@@ -146,4 +274,41 @@ fn other_faults_end_the_process_as_before() {
     let (signal, stderr) = crash("null");
     assert_eq!(signal, Some(libc::SIGSEGV), "{stderr}");
     assert!(!stderr.contains("overflowed"), "{stderr}");
+}
+
+/// A program's one-shot (`SA_RESETHAND`) handler installed before bucle's
+/// runs once, as the kernel would have run it, and the repeated fault then
+/// meets the default action (it used to call the handler forever).
+#[test]
+fn a_one_shot_handler_from_before_runs_once() {
+    let (signal, stderr) = crash("one_shot");
+    assert_eq!(signal, Some(libc::SIGSEGV), "{stderr}");
+    assert_eq!(
+        stderr.matches("the program's own handler ran").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+/// A `SIGSEGV` sent with `raise` (not a fault: it does not repeat by
+/// itself) still kills when the previous action was the default.
+#[test]
+fn a_sent_signal_with_the_default_action_still_kills() {
+    let (signal, stderr) = crash("raise_default");
+    assert_eq!(signal, Some(libc::SIGSEGV), "{stderr}");
+}
+
+/// bucle does not install its handler over an ignored signal.
+#[test]
+fn an_ignored_signal_stays_ignored() {
+    let stderr = survive("ignored");
+    assert!(stderr.contains("SIGBUS ignored: true"), "{stderr}");
+}
+
+/// bucle's handler takes over the previous handler's `SA_NODEFER`, which a
+/// handler that jumps out of itself relies on.
+#[test]
+fn the_previous_handlers_nodefer_is_kept() {
+    let stderr = survive("nodefer");
+    assert!(stderr.contains("replaced: true, nodefer: true"), "{stderr}");
 }

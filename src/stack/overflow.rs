@@ -7,11 +7,21 @@
 //! knows nothing of ours, so without help the process dies of the bare
 //! signal, which reads like memory corruption. So the first stack bucle maps
 //! installs a handler for `SIGSEGV` and `SIGBUS` that looks the faulting
-//! address up among this thread's guard pages. On a hit it prints which
-//! stack size was exceeded and how to raise it, then aborts, as Rust does for
-//! its threads (an overflow cannot be recovered from: the frame that faulted
-//! has nowhere to go). Any other fault is handed to the handler that was
-//! installed before, usually Rust's, which does what it would have done.
+//! address up among the guard pages of the coroutine stacks. On a hit it
+//! prints which stack size was exceeded and how to raise it, then aborts, as
+//! Rust does for its threads (an overflow cannot be recovered from: the
+//! frame that faulted has nowhere to go).
+//!
+//! Everything else is left as it would have been:
+//! - Any other fault, or a signal sent by `kill`, goes to the action that
+//!   was installed before (Rust's own handler, usually), honouring its
+//!   `SA_RESETHAND`, `SA_NODEFER` and mask; a default action ends the
+//!   process as before.
+//! - A signal that was ignored stays ignored: no handler goes in over it.
+//! - A handler a program installs after bucle's replaces it (and then no
+//!   overflow is reported). A library that embeds bucle and is unloaded
+//!   with `dlclose` must not be, once a stack has been mapped: the handler
+//!   would point at unmapped code.
 //!
 //! Nothing here runs on the switch path: the guard pages are recorded where
 //! stacks are mapped and unmapped, which already costs system calls.
@@ -19,78 +29,129 @@
 //! Linux only; elsewhere an overflow still ends the process with the bare
 //! signal.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::HashMap;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
+/// The guard pages of every coroutine stack mapped in the process and not
+/// yet unmapped: address of the guard page → usable size of its stack.
+///
+/// Global rather than per thread: the handler must not touch thread-locals
+/// (in a library loaded with `dlopen`, the first access on a thread may
+/// allocate or take the loader's lock, and the fault may have struck inside
+/// the allocator), and guard pages are unique in the process anyway.
+static GUARDS: GuardTable = GuardTable {
+    locked: AtomicBool::new(false),
+    map: UnsafeCell::new(None),
+};
+
+/// A map behind a spin lock, not a `Mutex`: the handler may take it, and
+/// must neither block nor touch thread-locals. Whoever cannot get the lock
+/// within its budget of spins gives up (the handler: the holder may be the
+/// very code it interrupted).
+struct GuardTable {
+    /// Held while `map` is read or changed.
+    locked: AtomicBool,
+    /// Invariant: accessed only by the holder of `locked` (see `with`).
+    map: UnsafeCell<Option<HashMap<usize, usize>>>,
+}
+
+// SAFETY: `map` is only reached through `GuardTable::with`, which holds the
+// lock for the whole access, so no two threads ever access it at once.
+unsafe impl Sync for GuardTable {}
+
+/// Spins the handler may spend waiting for the table (about a millisecond).
+const HANDLER_SPINS: usize = 1 << 20;
+
+impl GuardTable {
+    /// Runs `f` on the map with the lock held; `None` if the lock was not
+    /// had within `spins` attempts.
+    fn with<R>(
+        &self,
+        spins: usize,
+        f: impl FnOnce(&mut Option<HashMap<usize, usize>>) -> R,
+    ) -> Option<R> {
+        let mut tries = 0;
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            tries += 1;
+            if tries >= spins {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+        /// Releases the lock however `f` ends.
+        struct Unlock<'a>(&'a AtomicBool);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _unlock = Unlock(&self.locked);
+        // SAFETY: this thread holds `locked` until `_unlock` drops, after
+        // `f` returns: the only access to `map` meanwhile is this one.
+        Some(f(unsafe { &mut *self.map.get() }))
+    }
+}
+
 thread_local! {
-    /// The guard pages of the stacks mapped on this thread and alive:
-    /// address of the guard page → usable size of its stack. A stack never
-    /// leaves its thread (a `Generator` is not `Send` and the pool is
-    /// per-thread), and the fault of an overflow is raised on the thread
-    /// that runs the coroutine, so this thread's map is the one to search.
-    static GUARDS: RefCell<HashMap<usize, usize>> = RefCell::new(HashMap::new());
-    /// Whether this thread has recorded a guard page (so `GUARDS` exists).
-    /// A slot with no destructor: the handler reads it first, and touches
-    /// `GUARDS` (whose first use would register a destructor, which may
-    /// allocate) only when it is set.
-    static ARMED: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread has been checked for an alternate signal stack.
+    /// Read and written only outside the handler.
+    static CHECKED: Cell<bool> = const { Cell::new(false) };
     /// An alternate signal stack this module had to give the thread (Rust
     /// gives one to each thread it starts; foreign threads may have none,
     /// and the handler cannot run on the stack that just overflowed).
     static ALT_STACK: RefCell<Option<AltStack>> = const { RefCell::new(None) };
 }
 
-/// The handlers that were installed before ours, for `SIGSEGV` and
-/// `SIGBUS`: faults that are not a coroutine overflow go to them.
+/// The actions that were installed before ours, for `SIGSEGV` and
+/// `SIGBUS`: faults that are not a coroutine overflow go to them. Unset for
+/// a signal that was ignored (ours is not installed over `SIG_IGN`).
 static PREVIOUS: [OnceLock<libc::sigaction>; 2] = [OnceLock::new(), OnceLock::new()];
 static INSTALL: Once = Once::new();
 const SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
 
-/// Records the guard page at `guard` of a stack with `usable` bytes, mapped
-/// on this thread, and makes sure a fault there will be reported.
-pub(super) fn register(guard: usize, usable: usize) {
+/// The page size, set by `install` before the handler can run (so the
+/// handler reads an atomic rather than initialising anything).
+static PAGE: AtomicUsize = AtomicUsize::new(4096);
+
+/// Records the stack mapped at `[guard, base)`, whose lowest page is its
+/// guard, and makes sure a fault there will be reported.
+pub(super) fn register(guard: usize, base: usize) {
     INSTALL.call_once(install);
-    if !ARMED.get() {
+    if !CHECKED.replace(true) {
         ensure_alt_stack();
     }
-    let _ = GUARDS.try_with(|g| g.borrow_mut().insert(guard, usable));
-    ARMED.set(true);
+    let usable = base - guard - PAGE.load(Ordering::Relaxed);
+    GUARDS.with(usize::MAX, |m| {
+        m.get_or_insert_with(HashMap::new).insert(guard, usable)
+    });
 }
 
 /// Forgets the guard page at `guard`: its stack is being unmapped.
 pub(super) fn unregister(guard: usize) {
-    // `try_with`: at thread exit the map may be gone already.
-    let _ = GUARDS.try_with(|g| g.borrow_mut().remove(&guard));
+    GUARDS.with(usize::MAX, |m| m.as_mut().map(|m| m.remove(&guard)));
 }
 
-/// The usable size of this thread's stack whose guard page holds `addr`.
-/// Async-signal-safe: reads only, and gives up rather than wait or panic.
+/// The usable size of the stack whose guard page holds `addr`, if it is a
+/// coroutine stack's. Async-signal-safe: atomics and reads only, no
+/// thread-local, and it gives up rather than wait long.
 fn overflowed_stack(addr: usize) -> Option<usize> {
-    if !ARMED.get() {
-        return None;
-    }
-    let page = page_size();
-    let guard = addr & !(page - 1);
+    let guard = addr & !(PAGE.load(Ordering::Relaxed) - 1);
     GUARDS
-        .try_with(|g| g.try_borrow().ok()?.get(&guard).copied())
-        .ok()
+        .with(HANDLER_SPINS, |m| m.as_ref()?.get(&guard).copied())
         .flatten()
 }
 
-fn page_size() -> usize {
-    static PAGE: OnceLock<usize> = OnceLock::new();
-    // Read once, outside the handler (`install` reads it first).
-    *PAGE.get_or_init(|| {
-        // SAFETY: `sysconf` has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        usize::try_from(page).unwrap_or(4096)
-    })
-}
-
 fn install() {
-    let _ = page_size();
+    // SAFETY: `sysconf` has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    PAGE.store(usize::try_from(page).unwrap_or(4096), Ordering::Relaxed);
     for (sig, previous) in SIGNALS.into_iter().zip(&PREVIOUS) {
         // SAFETY: an all-zero `sigaction` is a valid value of the C struct
         // (no handler, empty mask, no flags).
@@ -99,17 +160,25 @@ fn install() {
         if unsafe { libc::sigaction(sig, ptr::null(), &mut old) } != 0 {
             continue;
         }
-        // Kept before ours goes in, so the handler always finds it.
-        let _ = previous.set(old);
+        if old.sa_sigaction == libc::SIG_IGN {
+            // Ignored on purpose (and inherited so by children): leave it.
+            continue;
+        }
         // SAFETY: as above.
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
         action.sa_sigaction = on_fault as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-        // SAFETY: `sa_mask` is a valid `sigset_t` to initialise; installing
-        // a handler with the three-argument signature `SA_SIGINFO` asks for.
-        unsafe {
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(sig, &action, ptr::null_mut());
+        // The previous handler is called from ours, not by the kernel, so
+        // ours carries its mask and its `SA_NODEFER` (a handler that
+        // `longjmp`s out relies on the signal not staying blocked).
+        action.sa_mask = old.sa_mask;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | (old.sa_flags & libc::SA_NODEFER);
+        // SAFETY: as above.
+        let mut replaced: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: installs a handler with the three-argument signature
+        // `SA_SIGINFO` asks for, and reads back the action it replaced (in
+        // one call, so none installed in between is lost).
+        if unsafe { libc::sigaction(sig, &action, &mut replaced) } == 0 {
+            let _ = previous.set(replaced);
         }
     }
 }
@@ -118,25 +187,40 @@ fn install() {
 /// stack (`SA_ONSTACK`), as the faulting stack has no room left.
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid `siginfo_t` to an `SA_SIGINFO`
-    // handler, and for these two signals `si_addr` is the faulting address.
-    let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some(usable) = overflowed_stack(addr) {
-        report_and_abort(usable);
+    // handler, and for these two signals `si_addr` is the faulting address
+    // (of a real fault; for a signal sent by `kill` it is just a number).
+    let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
+    // A signal sent with `kill`, `raise` or `sigqueue` (`si_code <= 0`) is
+    // not a fault, whatever its address.
+    if code > 0 {
+        if let Some(usable) = overflowed_stack(addr) {
+            report_and_abort(usable);
+        }
     }
-    let index = usize::from(sig == libc::SIGBUS);
-    let previous = PREVIOUS[index].get();
+    let previous = PREVIOUS[usize::from(sig == libc::SIGBUS)].get();
     let handler = previous.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
     if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
-        // Restore the default and return: the faulting instruction runs
-        // again, faults again, and the kernel ends the process as it would
-        // have without us.
-        // SAFETY: as in `install`.
-        let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
-        dfl.sa_sigaction = libc::SIG_DFL;
-        // SAFETY: installs the default action; `sigaction` is
-        // async-signal-safe.
-        unsafe { libc::sigaction(sig, &dfl, ptr::null_mut()) };
-    } else if previous.is_some_and(|p| p.sa_flags & libc::SA_SIGINFO != 0) {
+        if handler == libc::SIG_IGN && code <= 0 {
+            return; // A sent signal, ignored as before.
+        }
+        // Restore the default action. A fault then happens again as the
+        // faulting instruction reruns; a sent signal is sent again (it
+        // stays pending until this handler returns). Either way the kernel
+        // ends the process as it would have without us.
+        set_default(sig);
+        if code <= 0 {
+            // SAFETY: `raise` is async-signal-safe.
+            unsafe { libc::raise(sig) };
+        }
+        return;
+    }
+    let previous = previous.expect("a handler address comes from a previous action");
+    if previous.sa_flags & libc::SA_RESETHAND != 0 {
+        // A one-shot handler: the kernel would have reset the action
+        // before calling it.
+        set_default(sig);
+    }
+    if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was installed with `SA_SIGINFO`, so
         // its address is a function of this signature; it gets the very
         // arguments the kernel gave us.
@@ -147,6 +231,17 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         // SAFETY: installed without `SA_SIGINFO`: a one-argument handler.
         let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
         f(sig);
+    }
+}
+
+/// Makes `sig`'s action the default one.
+fn set_default(sig: libc::c_int) {
+    // SAFETY: an all-zero `sigaction` is a valid value of the C struct;
+    // installing the default action is async-signal-safe.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig, &dfl, ptr::null_mut());
     }
 }
 
@@ -216,7 +311,7 @@ fn ensure_alt_stack() {
     if current.ss_flags & libc::SS_DISABLE == 0 {
         return; // It has one (Rust gives one to each thread it starts).
     }
-    let page = page_size();
+    let page = PAGE.load(Ordering::Relaxed);
     let len = ALT_STACK_SIZE + page;
     // SAFETY: a fresh private anonymous mapping; no existing memory is
     // affected.
@@ -254,16 +349,27 @@ fn ensure_alt_stack() {
 
 impl Drop for AltStack {
     fn drop(&mut self) {
-        // SAFETY: unsets the signal stack before unmapping it (so no signal
-        // can land on unmapped memory), then unmaps exactly the mapping
-        // `ensure_alt_stack` made.
+        // SAFETY: an all-zero `stack_t` is a valid value; reading the
+        // current signal stack has no other effect.
+        let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::sigaltstack(ptr::null(), &mut current) };
+        let ours = current.ss_flags & libc::SS_DISABLE == 0
+            && current.ss_sp as usize > self.map as usize
+            && (current.ss_sp as usize) < self.map as usize + self.len;
+        // SAFETY: unsets the signal stack if it is still this one, before
+        // unmapping it (so no signal can land on unmapped memory), then
+        // unmaps exactly the mapping `ensure_alt_stack` made. If another
+        // stack replaced it, the kernel no longer refers to this mapping.
         unsafe {
-            let off = libc::stack_t {
-                ss_sp: ptr::null_mut(),
-                ss_flags: libc::SS_DISABLE,
-                ss_size: ALT_STACK_SIZE,
-            };
-            libc::sigaltstack(&off, ptr::null_mut());
+            if ours {
+                let off = libc::stack_t {
+                    ss_sp: ptr::null_mut(),
+                    ss_flags: libc::SS_DISABLE,
+                    ss_size: ALT_STACK_SIZE,
+                };
+                libc::sigaltstack(&off, ptr::null_mut());
+            }
             libc::munmap(self.map, self.len);
         }
     }
