@@ -62,7 +62,7 @@ struct GuardTable {
 // lock for the whole access, so no two threads ever access it at once.
 unsafe impl Sync for GuardTable {}
 
-/// Spins the handler may spend waiting for the table (about a millisecond).
+/// Spins the handler may spend waiting for the table (milliseconds at most).
 const HANDLER_SPINS: usize = 1 << 20;
 
 impl GuardTable {
