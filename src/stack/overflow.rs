@@ -153,9 +153,7 @@ fn install() {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     PAGE.store(usize::try_from(page).unwrap_or(4096), Ordering::Relaxed);
     for (sig, previous) in SIGNALS.into_iter().zip(&PREVIOUS) {
-        // SAFETY: an all-zero `sigaction` is a valid value of the C struct
-        // (no handler, empty mask, no flags).
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        let mut old = empty_action();
         // SAFETY: a null new action only reads the current one into `old`.
         if unsafe { libc::sigaction(sig, ptr::null(), &mut old) } != 0 {
             continue;
@@ -164,16 +162,14 @@ fn install() {
             // Ignored on purpose (and inherited so by children): leave it.
             continue;
         }
-        // SAFETY: as above.
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        let mut action = empty_action();
         action.sa_sigaction = on_fault as *const () as usize;
         // The previous handler is called from ours, not by the kernel, so
         // ours carries its mask and its `SA_NODEFER` (a handler that
         // `longjmp`s out relies on the signal not staying blocked).
         action.sa_mask = old.sa_mask;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | (old.sa_flags & libc::SA_NODEFER);
-        // SAFETY: as above.
-        let mut replaced: libc::sigaction = unsafe { std::mem::zeroed() };
+        let mut replaced = empty_action();
         // SAFETY: installs a handler with the three-argument signature
         // `SA_SIGINFO` asks for, and reads back the action it replaced (in
         // one call, so none installed in between is lost).
@@ -197,29 +193,43 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
             report_and_abort(usable);
         }
     }
-    let previous = PREVIOUS[usize::from(sig == libc::SIGBUS)].get();
-    let handler = previous.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
-    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
-        if handler == libc::SIG_IGN && code <= 0 {
-            return; // A sent signal, ignored as before.
+    match PREVIOUS[usize::from(sig == libc::SIGBUS)].get() {
+        Some(previous)
+            if previous.sa_sigaction != libc::SIG_DFL && previous.sa_sigaction != libc::SIG_IGN =>
+        {
+            call_previous(previous, sig, info, ctx);
         }
-        // Restore the default action. A fault then happens again as the
-        // faulting instruction reruns; a sent signal is sent again (it
-        // stays pending until this handler returns). Either way the kernel
-        // ends the process as it would have without us.
-        set_default(sig);
-        if code <= 0 {
-            // SAFETY: `raise` is async-signal-safe.
-            unsafe { libc::raise(sig) };
+        previous => {
+            let ignored = previous.is_some_and(|p| p.sa_sigaction == libc::SIG_IGN);
+            if ignored && code <= 0 {
+                return; // A sent signal, ignored as before.
+            }
+            // Restore the default action. A fault then happens again as the
+            // faulting instruction reruns; a sent signal is sent again (it
+            // stays pending until this handler returns). Either way the
+            // kernel ends the process as it would have without us.
+            set_default(sig);
+            if code <= 0 {
+                // SAFETY: `raise` is async-signal-safe.
+                unsafe { libc::raise(sig) };
+            }
         }
-        return;
     }
-    let previous = previous.expect("a handler address comes from a previous action");
+}
+
+/// Calls the handler function of `previous` as the kernel would have.
+fn call_previous(
+    previous: &libc::sigaction,
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
     if previous.sa_flags & libc::SA_RESETHAND != 0 {
         // A one-shot handler: the kernel would have reset the action
         // before calling it.
         set_default(sig);
     }
+    let handler = previous.sa_sigaction;
     if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was installed with `SA_SIGINFO`, so
         // its address is a function of this signature; it gets the very
@@ -234,15 +244,17 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     }
 }
 
+/// A `sigaction` with no handler (`SIG_DFL`), an empty mask and no flags.
+fn empty_action() -> libc::sigaction {
+    // SAFETY: all zeroes is a valid value of the C struct, and that value.
+    unsafe { std::mem::zeroed() }
+}
+
 /// Makes `sig`'s action the default one.
 fn set_default(sig: libc::c_int) {
-    // SAFETY: an all-zero `sigaction` is a valid value of the C struct;
-    // installing the default action is async-signal-safe.
-    unsafe {
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(sig, &dfl, ptr::null_mut());
-    }
+    // SAFETY: installs the default action; `sigaction` is
+    // async-signal-safe.
+    unsafe { libc::sigaction(sig, &empty_action(), ptr::null_mut()) };
 }
 
 /// Prints the overflow message with `write(2)` (no allocation, no lock:
