@@ -372,6 +372,16 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
     };
     let out = panic::catch_unwind(AssertUnwindSafe(|| body(&group)));
     let st = &group.state;
+    if parent.header.closing.get() {
+        // The loop is closing and dropping this task: nothing can wait any
+        // more, and the children are being dropped too. Let the unwind go on.
+        st.aborting.set(true);
+        parent.header.close_scope(scope);
+        return match out {
+            Ok(v) => Ok(v),
+            Err(payload) => panic::resume_unwind(payload),
+        };
+    }
     let aborted_body = match &out {
         Ok(_) => false,
         Err(payload) => match payload.downcast_ref::<ScopeUnwind>() {
@@ -407,7 +417,9 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
             // Only a cancellation or a scope's unwind may wait for the
             // children; anything else (the loop closing and dropping this
             // task, a panic) must go on at once.
-            if !payload.is::<ScopeUnwind>() && !payload.is::<CancelledUnwind>() {
+            if parent.header.closing.get()
+                || (!payload.is::<ScopeUnwind>() && !payload.is::<CancelledUnwind>())
+            {
                 parent.header.close_scope(scope);
                 panic::resume_unwind(payload);
             }

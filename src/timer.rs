@@ -201,11 +201,21 @@ impl Heap {
     }
 }
 
-/// Nanoseconds of loop time, saturating (past 584 years a timer never
-/// fires, which is what such a deadline means anyway).
+/// Nanoseconds of loop time, saturating. Only deadlines [`in_range`] reach
+/// the heap, so a saturated value is only ever a "now" past the range.
 #[inline]
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Whether a deadline is within the loop clock's range: under 2^64 ns of
+/// loop time (about 584 years). A deadline past it never fires, on either
+/// clock: it is kept out of the heap, so it neither wakes the loop nor
+/// moves the virtual clock, and a task waiting on it alone is deadlocked
+/// (the real clock would never reach it either).
+#[inline]
+pub(crate) fn in_range(deadline: Duration) -> bool {
+    deadline.as_nanos() < u128::from(u64::MAX)
 }
 
 /// The actions of the timers in the heap: a slab indexed by `Entry::slot`.
@@ -299,7 +309,9 @@ impl Timers {
     }
 
     /// Adds a timer under a sequence number from [`Timers::reserve_seq`].
+    /// `deadline` must be [`in_range`].
     pub(crate) fn push_reserved(&self, deadline: Duration, seq: u64, action: TimerAction) {
+        debug_assert!(in_range(deadline), "a timer past the clock's range");
         let slot = self.actions.borrow_mut().insert(action, seq);
         self.heap.borrow_mut().push(Entry {
             deadline: nanos(deadline),
@@ -314,26 +326,43 @@ impl Timers {
         self.dead.set(dead);
         let len = self.heap.borrow().len();
         if dead >= COMPACT_MIN_DEAD && dead * 2 > len {
+            self.compact();
+        }
+    }
+
+    /// Rebuilds the heap without its dead entries.
+    #[cold]
+    fn compact(&self) {
+        let mut removed = Vec::new();
+        {
             let mut actions = self.actions.borrow_mut();
             self.heap.borrow_mut().retain(|e| {
                 let dead = actions.is_dead(e.slot);
                 if dead {
-                    drop(actions.take(e.slot));
+                    removed.push(actions.take(e.slot));
                 }
                 !dead
             });
             self.dead.set(0);
         }
+        // A dead action may hold the last reference to a finished task,
+        // whose result's destructor is user code: dropped with no borrow
+        // held (this runs from a sleep's unwind guard, among others).
+        core::drop_all(removed);
     }
 
     fn pop_dead_top(&self) {
-        let mut heap = self.heap.borrow_mut();
-        let mut actions = self.actions.borrow_mut();
-        while let Some(top) = heap.peek().filter(|e| actions.is_dead(e.slot)) {
-            drop(actions.take(top.slot));
-            heap.pop();
-            self.dead.set(self.dead.get().saturating_sub(1));
+        let mut removed = Vec::new();
+        {
+            let mut heap = self.heap.borrow_mut();
+            let mut actions = self.actions.borrow_mut();
+            while let Some(top) = heap.peek().filter(|e| actions.is_dead(e.slot)) {
+                removed.push(actions.take(top.slot));
+                heap.pop();
+                self.dead.set(self.dead.get().saturating_sub(1));
+            }
         }
+        core::drop_all(removed);
     }
 
     /// The earliest live deadline.
@@ -352,17 +381,25 @@ impl Timers {
     }
 
     /// Moves the work of every live timer due at `now` to `ready`, in
-    /// (deadline, seq) order.
-    pub(crate) fn expire(&self, now: Duration, ready: &mut VecDeque<Runnable>) {
+    /// (deadline, seq) order, and the actions of dead ones to `dead`, for
+    /// the caller to drop once it no longer borrows `ready` (see
+    /// `core::drop_user`).
+    pub(crate) fn expire(
+        &self,
+        now: Duration,
+        ready: &mut VecDeque<Runnable>,
+        dead: &mut Vec<TimerAction>,
+    ) {
         let now = nanos(now);
         let mut heap = self.heap.borrow_mut();
         let mut actions = self.actions.borrow_mut();
         while let Some(entry) = heap.peek().copied().filter(|e| e.deadline <= now) {
             heap.pop();
-            let dead = actions.is_dead(entry.slot);
+            let is_dead = actions.is_dead(entry.slot);
             let action = actions.take(entry.slot);
-            if dead {
+            if is_dead {
                 self.dead.set(self.dead.get().saturating_sub(1));
+                dead.push(action);
                 continue;
             }
             ready.push_back(match action {
@@ -393,10 +430,10 @@ impl Timers {
 
     pub(crate) fn clear(&self) {
         self.heap.borrow_mut().clear();
+        self.dead.set(0);
         // The actions hold tasks and callbacks: drop them with no borrow held.
         let actions = std::mem::take(&mut *self.actions.borrow_mut());
-        drop(actions);
-        self.dead.set(0);
+        core::drop_all(actions.slots);
     }
 }
 
@@ -450,6 +487,10 @@ pub fn sleep_until(deadline: Duration) {
 
 #[inline(always)]
 fn sleep_on(me: &TaskRef, core: &core::Core, deadline: Duration, what: &str) {
+    if !in_range(deadline) {
+        sleep_forever(me, deadline, what);
+        return;
+    }
     let waker = core::prepare_wait(me);
     core.timers.push(deadline, TimerAction::Wake(waker));
     // If the sleep is interrupted, its timer entry is dead.
@@ -462,6 +503,15 @@ fn sleep_on(me: &TaskRef, core: &core::Core, deadline: Duration, what: &str) {
     let guard = Interrupted(core);
     core::park(me, Wait::Sleep(deadline), what);
     std::mem::forget(guard);
+}
+
+/// A sleep whose deadline is past the clock's range: no timer can end it,
+/// only a cancellation or a timeout's unwind.
+#[cold]
+#[inline(never)]
+fn sleep_forever(me: &TaskRef, deadline: Duration, what: &str) {
+    drop(core::prepare_wait(me));
+    core::park(me, Wait::Sleep(deadline), what);
 }
 
 /// Schedules `callback` to run after `delay` (`loop.call_later`). Returns a
@@ -713,7 +763,8 @@ impl Timeout {
     /// caller just read it (a clock read is a good part of a short
     /// timeout's cost).
     fn timer_for(&self, when: Option<Duration>, now: Option<Duration>) -> ScopeTimer {
-        let Some(when) = when else {
+        let Some(when) = when.filter(|&w| in_range(w)) else {
+            // No deadline, or one past the clock's range: no timer.
             return ScopeTimer::Off;
         };
         let seq = self.core.timers.reserve_seq();

@@ -544,3 +544,45 @@ fn stop_before_run_forever_on_an_empty_loop_returns() {
     let r = catch(|| lp.run_forever());
     assert!(r.is_ok(), "{r:?}");
 }
+
+#[test]
+fn a_run_that_failed_with_the_deadlock_report_leaves_the_loop_reusable() {
+    // The first run's main task is still pending when the deadlock is
+    // reported; when it finishes during a later run, it must not stop that
+    // run (asyncio removes `_run_until_complete_cb` in a `finally`).
+    let lp = vloop();
+    let fut: bucle::Future<u32> = bucle::Future::new();
+    let f = fut.clone();
+    let err = catch(|| lp.run_until_complete(move || f.wait().unwrap())).unwrap_err();
+    assert!(err.starts_with("bucle: deadlock"), "{err}");
+    let out = lp.run_until_complete(move || {
+        fut.set_result(1).unwrap();
+        // The first main finishes in the next tick; this one goes on.
+        bucle::sleep(ms(5));
+        "second run"
+    });
+    assert_eq!(out, "second run");
+    assert!(!lp.is_running());
+}
+
+#[test]
+fn a_run_stopped_early_leaves_no_stop_request_and_no_armed_main_behind() {
+    support::quiet_panics();
+    let lp = vloop();
+    let err = catch(|| {
+        lp.run_until_complete(|| {
+            bucle::stop();
+            bucle::sleep(ms(1));
+        })
+    })
+    .unwrap_err();
+    assert!(err.contains("stopped before the main task completed"), "{err}");
+    // The first main finishes during this run without stopping it.
+    assert_eq!(
+        lp.run_until_complete(|| {
+            bucle::sleep(ms(10));
+            3
+        }),
+        3
+    );
+}

@@ -366,3 +366,64 @@ proptest! {
         prop_assert_eq!(left, 0);
     }
 }
+
+/// Runs `f`, returning the message of its panic, if any.
+fn panic_of<R>(f: impl FnOnce() -> R) -> Option<String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    out.err().map(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    })
+}
+
+#[test]
+fn a_deadline_past_the_clocks_range_never_fires_and_never_moves_the_clock() {
+    // On the real clock these never fire; the virtual clock agrees. It used
+    // to jump to ~584 years, report `Elapsed`, and leave the clock there
+    // (a later `sleep(1 s)` then took no loop time).
+    let lp = EventLoop::builder().virtual_time().build();
+    let never = bucle::sync::Event::new();
+    let n = never.clone();
+    let err = panic_of(|| lp.run_until_complete(move || timeout(Duration::MAX, || n.wait())))
+        .expect("a wait nothing can end is a deadlock");
+    assert!(err.starts_with("bucle: deadlock"), "{err}");
+    assert_eq!(lp.time(), Duration::ZERO);
+
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    let slept = lp.run_until_complete(move || {
+        let h: Handle = call_later(Duration::MAX, move || r.set(true));
+        let late: Handle = call_later(secs(600 * 365 * 86_400), || ()); // 600 years
+        let t0 = time();
+        sleep(secs(1));
+        assert_eq!(pending_timers(), 0, "out-of-range timers are not pending");
+        drop((h, late));
+        time() - t0
+    });
+    assert_eq!(slept, secs(1));
+    assert!(!ran.get());
+
+    let err = panic_of(|| lp.run_until_complete(|| sleep(Duration::MAX)))
+        .expect("sleeping forever alone is a deadlock");
+    assert!(err.contains("sleep past the clock's range"), "{err}");
+    assert_eq!(lp.time(), secs(1));
+    drop(never);
+}
+
+#[test]
+fn a_sleep_past_the_clocks_range_still_yields_to_cancellation_and_timeouts() {
+    let (cancelled, timed_out) = vrun(|| {
+        let t = spawn(|| sleep(Duration::MAX));
+        yield_now();
+        t.cancel();
+        let cancelled = t.join().unwrap_err().is_cancelled();
+        let timed_out = timeout(secs(5), || sleep(Duration::MAX)).is_err();
+        (cancelled, timed_out)
+    });
+    assert!(cancelled && timed_out);
+}

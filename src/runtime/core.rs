@@ -1,7 +1,42 @@
 //! The loop's kernel: the ready queue, the task table, suspension and
 //! cancellation, and the tick in three named phases (curio's kernel, asyncio's
 //! `_run_once`).
+//!
+//! # Hostile user code
+//!
+//! User code — a task body, a destructor, a done callback, a `call_soon`
+//! callback, the exception handler — may run at any moment the kernel hands
+//! control over, may re-enter the API (spawn, cancel, `call_later`, set a
+//! future, close the loop) and may panic. The kernel keeps these rules so
+//! that none of that can corrupt it:
+//!
+//! 1. **No user code runs while the kernel holds a `RefCell` borrow or is
+//!    half-way through updating a structure.** Values whose destructors may
+//!    run user code — tasks (their results), timer actions, callbacks,
+//!    waits, waiters — are moved out first and dropped once the borrow has
+//!    ended, through [`drop_user`].
+//! 2. **A panic in user code never aborts and never strands a task.** Task
+//!    bodies are caught at the task boundary (`run_body`), callbacks in
+//!    [`Core::run_callback`], destructors the kernel runs in [`drop_user`],
+//!    the exception handler in [`Core::report`] (a failing handler is
+//!    reported once on stderr, asyncio's "Unhandled error in exception
+//!    handler", and never called for its own failure). Panic payloads are
+//!    dropped where their own destructor cannot panic out ([`drop_payload`]).
+//!    The one abort left is Rust's own: a destructor that panics while its
+//!    task is already unwinding.
+//! 3. **Close works from every state.** [`Core::close`] drops every task's
+//!    coroutine (a forced unwind the task boundary swallows, so it is never
+//!    taken for a user panic), releases every timer, waiter and queued
+//!    callback, and still delivers the reports of panics nobody retrieved.
+//!    Work that destructors create meanwhile (a spawn, a `call_soon`) is
+//!    swept up by the next pass.
+//! 4. **A failed run leaves the loop reusable**: `run_*` undo everything
+//!    they set up (the running flag, the thread's current loop, the stop
+//!    request, the main task's stop-the-loop callback) on every exit.
+//! 5. **A refused operation changes nothing**: every check comes before the
+//!    first change.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -43,7 +78,10 @@ impl Wait {
             Wait::Join(t) => format!("join {}", t.header.describe()),
             Wait::Shield(t) => format!("shield {}", t.header.describe()),
             Wait::Future { what, .. } => (*what).to_string(),
-            Wait::Sleep(until) => format!("sleep until {until:?}"),
+            Wait::Sleep(until) if crate::timer::in_range(*until) => {
+                format!("sleep until {until:?}")
+            }
+            Wait::Sleep(_) => "sleep past the clock's range (forever)".to_string(),
         }
     }
 }
@@ -81,6 +119,12 @@ pub(crate) enum Runnable {
     /// A timeout's timer expired for this scope of this task: interrupt
     /// the task there, unless the scope closed or was rescheduled since.
     Interrupt(TaskRef, u64),
+    /// This task panicked with no handle left to join it: report the panic,
+    /// unless a done callback (queued before this) took the result or a
+    /// handle appeared. Run even by `close`, so a panic in the last tick
+    /// before the loop stops is still reported (asyncio reports it when the
+    /// task is collected).
+    Report(TaskRef),
 }
 
 /// Context passed to the exception handler.
@@ -133,10 +177,12 @@ impl TaskTable {
         }
     }
 
-    fn remove(&mut self, i: usize) {
-        self.slots[i] = None;
+    /// Empties slot `i`, handing back its task for the caller to drop once
+    /// the table is no longer borrowed.
+    fn remove(&mut self, i: usize) -> Option<TaskRef> {
         self.free.push(i);
         self.live -= 1;
+        self.slots[i].take()
     }
 
     /// The live tasks, cloned out so the table can change while they are
@@ -169,8 +215,13 @@ pub(crate) struct Core {
     rng: Cell<Option<u64>>,
     /// Set by `stop()`: the loop leaves after the current tick.
     stopping: Cell<bool>,
-    /// Whether a `run_*` call is driving this loop now.
+    /// Whether a `run_*` call (or `shutdown`) is driving this loop now.
+    /// Set and cleared only by `EventLoop::run_loop`'s guard.
     pub(crate) running: Cell<bool>,
+    /// Set for the whole of [`Core::close`] (and after): tasks' coroutines
+    /// are being dropped, and a second `close` from a destructor is a no-op.
+    pub(crate) closing: Cell<bool>,
+    /// Set once [`Core::close`] has finished; never cleared.
     pub(crate) closed: Cell<bool>,
     handler: RefCell<Option<ExceptionHandler>>,
     /// The timer heap (stage 4).
@@ -220,7 +271,14 @@ pub(crate) fn current_task(what: &str) -> TaskRef {
 #[cold]
 #[inline(never)]
 fn not_in_a_task(what: &str) -> ! {
-    drop(running(what));
+    let core = running(what);
+    if core.closing.get() {
+        panic!(
+            "{what} called while the event loop is closing: it is unwinding the stacks of its \
+             last tasks, and a task can no longer wait. Don't wait in a destructor, and let \
+             bucle's unwinds pass through catch_unwind (resume_unwind the payload)"
+        );
+    }
     panic!(
         "{what} called from a callback, outside any task; only a task can wait. \
          Spawn a task (bucle::spawn) to do the waiting"
@@ -244,7 +302,12 @@ pub(crate) fn running(what: &str) -> Rc<Core> {
 
 /// The loop running on this thread, if any.
 pub(crate) fn try_running() -> Option<Rc<Core>> {
-    CURRENT.with(|c| c.borrow().clone())
+    // `try_with`: a destructor may report from a thread-local's destructor
+    // at thread exit, after this slot is gone.
+    CURRENT
+        .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+        .ok()
+        .flatten()
 }
 
 /// Makes `core` this thread's running loop until the guard drops.
@@ -287,6 +350,7 @@ impl Core {
             rng: Cell::new(opts.seed.map(|s| s ^ 0x9E37_79B9_7F4A_7C15 | 1)),
             stopping: Cell::new(false),
             running: Cell::new(false),
+            closing: Cell::new(false),
             closed: Cell::new(false),
             handler: RefCell::new(None),
             timers: Timers::new(),
@@ -309,8 +373,12 @@ impl Core {
         let i = task.header.slot_index.replace(usize::MAX);
         if i != usize::MAX {
             let mut tasks = self.tasks.borrow_mut();
-            tasks.remove(i);
+            let entry = tasks.remove(i);
             self.prefetch.set(tasks.live >= PREFETCH_MIN_TASKS);
+            drop(tasks);
+            // Never the last reference (the caller holds `task`), but
+            // dropped outside the borrow all the same.
+            drop(entry);
         }
     }
 
@@ -324,10 +392,11 @@ impl Core {
         let h = &task.header;
         debug_assert_ne!(h.state.get(), State::Done);
         h.state.set(State::Scheduled);
-        if !matches!(*h.wait.borrow(), Wait::Nothing) {
-            drop(std::mem::replace(&mut *h.wait.borrow_mut(), Wait::Nothing));
-        }
+        let old = h.take_wait();
         self.ready.borrow_mut().push_back(Runnable::Step(task));
+        // After the push, with no borrow held: it may hold the last
+        // reference to a task or future (see `drop_wait`).
+        drop_wait(old);
     }
 
     pub(crate) fn push_ready(&self, r: Runnable) {
@@ -348,15 +417,34 @@ impl Core {
     }
 
     pub(crate) fn set_exception_handler(&self, h: Option<ExceptionHandler>) {
-        *self.handler.borrow_mut() = h;
+        let old = std::mem::replace(&mut *self.handler.borrow_mut(), h);
+        drop_user(old);
     }
 
+    /// Hands `ctx` to the exception handler (default: one line on stderr).
+    ///
+    /// A handler that panics is reported once on stderr, with what it was
+    /// reporting, and the panic goes no further (asyncio's "Unhandled error
+    /// in exception handler"): the handler is never called for its own
+    /// failure, and a report made from a destructor during an unwind cannot
+    /// abort the process.
     pub(crate) fn report(&self, ctx: &ExceptionContext) {
         let handler = self.handler.borrow().clone();
-        match handler {
-            Some(h) => h(ctx),
-            None => eprintln!("bucle: {}", ctx.message),
+        let Some(handler) = handler else {
+            eprintln!("bucle: {}", ctx.message);
+            return;
+        };
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
+            let msg = panic_message(&*payload);
+            drop_payload(payload);
+            eprintln!(
+                "bucle: Unhandled error in exception handler: {msg}\n  while reporting: {}",
+                ctx.message
+            );
         }
+        // The handler may have replaced itself: this may be the last
+        // reference to the old one.
+        drop_user(handler);
     }
 
     // ---------------------------------------------------------------------
@@ -408,7 +496,12 @@ impl Core {
             return;
         }
         let now = now.unwrap_or_else(|| self.clock.now());
-        self.timers.expire(now, &mut self.ready.borrow_mut());
+        let mut dead = Vec::new();
+        self.timers
+            .expire(now, &mut self.ready.borrow_mut(), &mut dead);
+        // Dead timers' actions may hold the last reference to a finished
+        // task: dropped here, with the ready queue no longer borrowed.
+        drop_all(dead);
     }
 
     /// Phase 3: run the batch. Work appended while it runs waits for the
@@ -475,12 +568,15 @@ impl Core {
                 }
             }
             Runnable::Interrupt(task, scope) => crate::timer::deliver_interrupt(&task, scope),
+            Runnable::Report(task) => report_if_unretrieved(&task),
         }
     }
 
+    /// Runs a callback; a panic in it is reported, and goes no further.
     fn run_callback(&self, f: Box<dyn FnOnce()>) {
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
             let msg = panic_message(&*payload);
+            drop_payload(payload);
             self.report(&ExceptionContext {
                 message: format!("a callback panicked: {msg}"),
                 task: None,
@@ -512,8 +608,12 @@ impl Core {
         }
         h.state.set(State::Running);
         CURRENT_TASK.with(|c| c.set(Some(task.clone())));
+        // The task boundary catches every panic of the body, so `resume`
+        // returns; the guard still clears the current task if it ever
+        // unwinds, so no later call mistakes the loop for that task.
+        let current = ClearCurrentTask;
         let state = generator.resume(());
-        CURRENT_TASK.with(Cell::take);
+        drop(current);
         match state {
             GeneratorState::Yielded(Trap::Requeue) => {
                 drop(slot);
@@ -535,7 +635,8 @@ impl Core {
     fn cancel_unstarted(&self, task: &TaskRef) {
         let h = &task.header;
         let generator = h.generator.borrow_mut().take();
-        drop(generator);
+        // Drops the body's closure, and what it captured.
+        drop_user(generator);
         h.outcome.set(Outcome::Cancelled);
         task.set_cancelled();
         self.finish(task);
@@ -547,7 +648,7 @@ impl Core {
         let h = &task.header;
         h.state.set(State::Done);
         h.interrupt.set(None);
-        *h.wait.borrow_mut() = Wait::Nothing;
+        let wait = h.take_wait();
         self.unregister(task);
         let waiters = std::mem::take(&mut *h.waiters.borrow_mut());
         waiters.drain(|w| match w {
@@ -557,14 +658,9 @@ impl Core {
         if h.outcome.get() == Outcome::Panicked && h.handles.get() == 0 {
             // No handle can join it any more; report it unless a done
             // callback (they run first, from the queue) takes the result.
-            let task = task.clone();
-            self.call_soon_boxed(Box::new(move || {
-                let h = &task.header;
-                if h.handles.get() == 0 {
-                    report_unretrieved_panic(h);
-                }
-            }));
+            self.push_ready(Runnable::Report(task.clone()));
         }
+        drop_wait(wait);
     }
 
     /// The Go-style "all tasks are asleep" report.
@@ -597,8 +693,18 @@ impl Core {
     }
 
     /// Drops every remaining task's generator (unwinding its stack), and
-    /// clears the queues. Called by `EventLoop::close`.
+    /// clears the queues and the timers. Called by `EventLoop::close`, with
+    /// this loop entered as the thread's current loop.
+    ///
+    /// Destructors that run meanwhile may spawn, schedule callbacks or
+    /// timers, cancel tasks: each pass sweeps up what the previous one left,
+    /// until a pass finds nothing. A `close` called from one of them returns
+    /// at once; this one finishes the job. Panic reports still queued are
+    /// delivered rather than dropped.
     pub(crate) fn close(&self) {
+        if self.closing.replace(true) {
+            return;
+        }
         loop {
             let all = self.tasks.borrow().snapshot();
             let pending = self.ready.borrow_mut().drain(..).collect::<Vec<_>>();
@@ -606,18 +712,34 @@ impl Core {
             if all.is_empty() && pending.is_empty() {
                 break;
             }
-            drop(pending);
+            for r in pending {
+                match r {
+                    Runnable::Report(task) => report_if_unretrieved(&task),
+                    other => drop_user(other),
+                }
+            }
             for t in all {
                 let h = &t.header;
+                if h.state.get() == State::Done {
+                    // Finished by a destructor of this close (a task
+                    // dropped unstarted, say), and already unregistered.
+                    continue;
+                }
                 h.closing.set(true);
                 let generator = h.generator.borrow_mut().take();
-                drop(generator);
+                // A suspended coroutine is force-unwound (its destructors
+                // run; the task boundary swallows that unwind), an
+                // unstarted one drops its closure.
+                drop_user(generator);
                 h.state.set(State::Done);
                 h.outcome.set(Outcome::Cancelled);
-                *h.wait.borrow_mut() = Wait::Nothing;
-                drop(std::mem::take(&mut *h.waiters.borrow_mut()));
+                h.interrupt.set(None);
+                let wait = h.take_wait();
+                let waiters = std::mem::take(&mut *h.waiters.borrow_mut());
                 t.set_cancelled();
                 self.unregister(&t);
+                drop_wait(wait);
+                drop_user(waiters);
             }
         }
         self.closed.set(true);
@@ -632,6 +754,87 @@ impl fmt::Debug for Core {
             .field("ready", &self.ready.borrow().len())
             .field("tasks", &self.live_tasks())
             .finish()
+    }
+}
+
+// -------------------------------------------------------------------------
+// Dropping user values (rules 1 and 2 of the module docs).
+
+/// Drops a value whose destructor may run user code: a task (its result),
+/// a callback, a timer's action. Call it only with no kernel borrow held. A
+/// panic in the destructor is caught and reported through the exception
+/// handler, never propagated into the kernel (asyncio prints "Exception
+/// ignored in ..." for a failing `__del__` and carries on).
+#[inline]
+pub(crate) fn drop_user<T>(value: T) {
+    if std::mem::needs_drop::<T>() {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
+            destructor_panicked(payload);
+        }
+    }
+}
+
+/// [`drop_user`] for each value in turn: one destructor's panic does not
+/// skip the others.
+pub(crate) fn drop_all<T>(values: Vec<T>) {
+    for v in values {
+        drop_user(v);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn destructor_panicked(payload: Box<dyn Any + Send>) {
+    let msg = panic_message(&*payload);
+    drop_payload(payload);
+    let ctx = ExceptionContext {
+        message: format!("a destructor run by the event loop panicked: {msg}"),
+        task: None,
+        task_name: None,
+        panic: Some(msg),
+    };
+    match try_running() {
+        Some(core) => core.report(&ctx),
+        None => eprintln!("bucle: {}", ctx.message),
+    }
+}
+
+/// The message of a string panic payload (`panic!` with a message).
+pub(crate) fn payload_str(payload: &(dyn Any + Send)) -> Option<&str> {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        Some(s)
+    } else {
+        payload.downcast_ref::<String>().map(String::as_str)
+    }
+}
+
+/// Drops a panic payload so that a panic in the payload's own destructor
+/// cannot escape (std does the same with a thread's result): such a second
+/// payload is leaked rather than dropped.
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
+/// Drops a task's former [`Wait`], which may hold the last reference to the
+/// task or future it waited on (and so their results). Cheap for the waits
+/// that hold nothing.
+#[inline(always)]
+pub(crate) fn drop_wait(wait: Wait) {
+    match wait {
+        Wait::Nothing | Wait::Sleep(_) => {}
+        other => drop_user(other),
+    }
+}
+
+/// Clears the thread's current task when dropped (see [`Core::step`]).
+struct ClearCurrentTask;
+
+impl Drop for ClearCurrentTask {
+    #[inline(always)]
+    fn drop(&mut self) {
+        CURRENT_TASK.with(Cell::take);
     }
 }
 
@@ -824,6 +1027,14 @@ pub(crate) fn fire_scope(task: &TaskRef, scope: u64) {
         if let Some(core) = h.core() {
             interrupt_wait(&core, task);
         }
+    }
+}
+
+/// A queued [`Runnable::Report`]: reports the task's panic unless a handle
+/// to it exists again or its result was taken.
+fn report_if_unretrieved(task: &TaskRef) {
+    if task.header.handles.get() == 0 {
+        report_unretrieved_panic(&task.header);
     }
 }
 

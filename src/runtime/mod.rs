@@ -4,6 +4,7 @@ pub(crate) mod core;
 pub(crate) mod list;
 pub(crate) mod task;
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::panic;
@@ -150,13 +151,29 @@ impl EventLoop {
         // leaves no orphan main task behind.
         drop(Enter::new(&self.core, what));
         let main = TaskBuilder::new().spawn_on(&self.core, main);
+        // The main task stops the loop when it is done, but only during this
+        // call: if the run fails (a deadlock, a stop) and `main` finishes in
+        // a later run, it must not stop that one (asyncio removes
+        // `_run_until_complete_cb` in a `finally`).
+        let armed = Rc::new(Cell::new(true));
         let weak = Rc::downgrade(&self.core);
+        let stop_armed = armed.clone();
         main.on_done(Box::new(move || {
-            if let Some(core) = weak.upgrade() {
-                core.stop();
+            if stop_armed.get() {
+                if let Some(core) = weak.upgrade() {
+                    core.stop();
+                }
             }
         }));
+        struct Disarm(Rc<Cell<bool>>);
+        impl Drop for Disarm {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let disarm = Disarm(armed);
         self.run_loop(what, "the main task");
+        drop(disarm);
         if !main.is_done() {
             panic!("{what}: the loop was stopped before the main task completed");
         }
@@ -182,19 +199,29 @@ impl EventLoop {
         self.run_loop(what, "run_forever");
     }
 
+    /// Drives the loop, one tick at a time, until `done` says so after a
+    /// tick. Makes it the thread's current loop and marks it running for
+    /// the duration; every exit, a panic included, undoes both and drops a
+    /// pending stop request (asyncio's `run_forever` resets `_stopping` in
+    /// its `finally`).
     fn run_loop(&self, what: &str, who: &str) {
+        self.drive(what, who, |core| core.take_stop());
+    }
+
+    fn drive(&self, what: &str, who: &str, mut done: impl FnMut(&Core) -> bool) {
         let _enter = Enter::new(&self.core, what);
         struct Running<'a>(&'a Core);
         impl Drop for Running<'_> {
             fn drop(&mut self) {
                 self.0.running.set(false);
+                self.0.take_stop();
             }
         }
         self.core.running.set(true);
         let _running = Running(&self.core);
         loop {
             self.core.run_once(who);
-            if self.core.take_stop() {
+            if done(&self.core) {
                 break;
             }
         }
@@ -202,18 +229,24 @@ impl EventLoop {
 
     /// Cancels every pending task and runs the loop until they have all
     /// finished unwinding: what `asyncio.run` does after `main` returns.
+    /// The loop counts as running meanwhile (so it cannot be closed from
+    /// one of the unwinding tasks).
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed, or if a loop (this one or another) is running
+    /// on this thread — checked before anything is cancelled. On deadlock,
+    /// when a task refuses to finish and nothing can wake it.
     pub fn shutdown(&self) {
         let what = "EventLoop::shutdown";
         self.check_open(what);
+        // Refuse a nested call before cancelling anything.
+        drop(Enter::new(&self.core, what));
         self.core.cancel_all();
         if self.core.live_tasks() == 0 {
             return;
         }
-        let _enter = Enter::new(&self.core, what);
-        while self.core.live_tasks() > 0 {
-            self.core.run_once("shutdown");
-        }
-        self.core.take_stop();
+        self.drive(what, "shutdown", |core| core.live_tasks() == 0);
     }
 
     /// Asks the loop to stop after the current tick: `loop.stop()`.
@@ -276,12 +309,22 @@ impl EventLoop {
     }
 
     /// Schedules `callback` for the next tick: `loop.call_soon`.
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed (asyncio raises "Event loop is closed").
     pub fn call_soon(&self, callback: impl FnOnce() + 'static) -> Handle {
+        self.check_open("EventLoop::call_soon");
         Handle::soon(&self.core, Box::new(callback))
     }
 
     /// Schedules `callback` after `delay` of loop time: `loop.call_later`.
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed.
     pub fn call_later(&self, delay: Duration, callback: impl FnOnce() + 'static) -> Handle {
+        self.check_open("EventLoop::call_later");
         let when = self.core.clock.now().saturating_add(delay);
         Handle::timer(&self.core, when, Box::new(callback))
     }
@@ -338,10 +381,23 @@ impl fmt::Debug for EventLoop {
 /// deadlock is reported, and calling `run` inside a running loop is refused.
 pub fn run<T: 'static>(main: impl FnOnce() -> T + 'static) -> T {
     let lp = EventLoop::new();
-    let out = lp.run_until_complete(main);
-    lp.shutdown();
+    // Refused inside a running loop before anything is set up.
+    let out = panic::catch_unwind(panic::AssertUnwindSafe(|| lp.run_until_complete(main)));
+    // As `asyncio.run`'s `finally`: the other tasks are cancelled and
+    // unwound even when `main` failed. A failure of that shutdown gives way
+    // to `main`'s own.
+    let shutdown = panic::catch_unwind(panic::AssertUnwindSafe(|| lp.shutdown()));
     lp.close();
-    out
+    match (out, shutdown) {
+        (Ok(value), Ok(())) => value,
+        (Ok(_), Err(payload)) => panic::resume_unwind(payload),
+        (Err(payload), shutdown) => {
+            if let Err(second) = shutdown {
+                core::drop_payload(second);
+            }
+            panic::resume_unwind(payload)
+        }
+    }
 }
 
 /// Spawns `f` as a new task on the running loop: `asyncio.create_task`.
@@ -433,11 +489,12 @@ impl Handle {
 
     pub(crate) fn timer(core: &Rc<Core>, when: Duration, f: Box<dyn FnOnce()>) -> Handle {
         let inner = HandleInner::new(f, Some(when));
-        core.timers.push(when, TimerAction::Call(inner.clone()));
-        Handle {
-            inner,
-            timers_of: Some(Rc::downgrade(core)),
-        }
+        // A deadline past the clock's range never comes: no timer for it.
+        let timers_of = crate::timer::in_range(when).then(|| {
+            core.timers.push(when, TimerAction::Call(inner.clone()));
+            Rc::downgrade(core)
+        });
+        Handle { inner, timers_of }
     }
 
     /// Cancels the callback if it has not run yet; returns whether it was

@@ -266,6 +266,16 @@ impl Header {
         }
     }
 
+    /// Takes the task's wait, leaving `Wait::Nothing`, for the caller to
+    /// drop with no borrow held (see `core::drop_wait`).
+    #[inline(always)]
+    pub(crate) fn take_wait(&self) -> Wait {
+        if matches!(*self.wait.borrow(), Wait::Nothing) {
+            return Wait::Nothing;
+        }
+        std::mem::replace(&mut *self.wait.borrow_mut(), Wait::Nothing)
+    }
+
     /// The task's loop, unless it has been dropped.
     pub(crate) fn core(&self) -> Option<Rc<Core>> {
         self.core.upgrade()
@@ -722,13 +732,30 @@ impl TaskBuilder {
 
 /// The body of every task's generator: run `f` with the yielder published,
 /// and turn its ending (value, panic, cancellation) into the result.
+///
+/// Nothing escapes it: the task boundary is where user panics stop. That
+/// includes a panic from the value of a cancelled task as it is dropped, and
+/// one from a panic payload's own destructor.
 fn run_body<T>(cell: &TypedCell<T>, y: &Yielder<Trap, ()>, f: impl FnOnce() -> T) {
     let h = &cell.header;
-    let result = match y.publish(&h.yielder, || panic::catch_unwind(AssertUnwindSafe(f))) {
+    let caught = y.publish(&h.yielder, || panic::catch_unwind(AssertUnwindSafe(f)));
+    if h.closing.get() {
+        // The loop is closing and dropped this coroutine: what arrives here
+        // is corosensei's forced unwind (or whatever a body that caught it
+        // did next). Returning normally ends the unwind as well as
+        // rethrowing it would, and a user panic met on the way is reported
+        // instead of aborting the process.
+        closing_unwind(h, caught);
+        return;
+    }
+    let result = match caught {
         Ok(value) if h.interrupt.get() == Some(Interrupt::Cancel) => {
             // Cancelled and then returned without suspending again: asyncio
-            // still ends the task cancelled (`_must_cancel`).
-            drop(value);
+            // still ends the task cancelled (`_must_cancel`) and discards the
+            // value; a panic in its destructor is reported, as asyncio
+            // reports an exception in `__del__`, and the task stays
+            // cancelled.
+            core::drop_user(value);
             h.outcome.set(Outcome::Cancelled);
             Err(JoinError::Cancelled)
         }
@@ -736,34 +763,65 @@ fn run_body<T>(cell: &TypedCell<T>, y: &Yielder<Trap, ()>, f: impl FnOnce() -> T
             h.outcome.set(Outcome::Returned);
             Ok(value)
         }
-        Err(payload) => {
-            if h.closing.get() {
-                // The loop is dropping this generator: let corosensei's
-                // forced unwind finish.
-                panic::resume_unwind(payload);
-            }
-            if payload.is::<CancelledUnwind>() {
-                h.outcome.set(Outcome::Cancelled);
-                Err(JoinError::Cancelled)
-            } else {
-                let msg = panic_message(&*payload);
-                h.outcome.set(Outcome::Panicked);
-                *h.panic_message.borrow_mut() = Some(msg.clone());
-                Err(JoinError::Panicked(msg))
-            }
+        Err(payload) if payload.is::<CancelledUnwind>() => {
+            h.outcome.set(Outcome::Cancelled);
+            Err(JoinError::Cancelled)
         }
+        Err(payload) => panicked(h, payload),
     };
     *cell.result.borrow_mut() = Some(result);
 }
 
+/// The task's result for a panic with `payload`.
+fn panicked<T>(h: &Header, payload: Box<dyn Any + Send>) -> Result<T, JoinError> {
+    let msg = panic_message(&*payload);
+    core::drop_payload(payload);
+    h.outcome.set(Outcome::Panicked);
+    *h.panic_message.borrow_mut() = Some(msg.clone());
+    Err(JoinError::Panicked(msg))
+}
+
+/// The end of a body that `close` unwound: reports a user panic met on
+/// the way (a destructor that waited, say), drops the rest quietly.
+#[cold]
+#[inline(never)]
+fn closing_unwind<T>(h: &Header, caught: std::thread::Result<T>) {
+    match caught {
+        Ok(value) => core::drop_user(value),
+        Err(payload) => {
+            // corosensei's forced-unwind payload is not a string; a string
+            // is a panic of the task's own code.
+            let msg = crate::runtime::core::payload_str(&*payload).map(str::to_owned);
+            core::drop_payload(payload);
+            if let Some(msg) = msg {
+                let ctx = crate::ExceptionContext {
+                    message: format!(
+                        "{} panicked while its event loop was closing: {msg}",
+                        h.describe()
+                    ),
+                    task: Some(h.id),
+                    task_name: Some(h.name()),
+                    panic: Some(msg),
+                };
+                match h.core() {
+                    Some(core) => core.report(&ctx),
+                    None => eprintln!("bucle: {}", ctx.message),
+                }
+            }
+        }
+    }
+}
+
 /// The message of a panic payload, as the default panic hook prints it.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
+    if let Some(s) = core::payload_str(payload) {
+        s.to_string()
     } else if payload.is::<ScopeUnwind>() {
-        "a timeout or task-group unwind escaped its scope".to_string()
+        "a timeout or task-group unwind escaped its scope: the scope was opened inside a \
+         generator nested in this task and fired while that generator was suspended, so its \
+         frame was not on the task's stack to catch it. Open and close each timeout or task \
+         group within one step of the generator (between two yields)"
+            .to_string()
     } else {
         "Box<dyn Any>".to_string()
     }

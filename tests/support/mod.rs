@@ -22,6 +22,7 @@ const EXPECTED_LIBRARY_PANICS: &[&str] = &[
     "cannot close a running event loop",
     "the event loop is closed",
     "the loop was stopped before the main task completed",
+    "while the event loop is closing",
 ];
 
 /// Whether a panic message is one a test provokes on purpose. Only the start
