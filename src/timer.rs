@@ -455,7 +455,8 @@ pub fn time() -> Duration {
 /// `sleep(Duration::ZERO)` is [`yield_now`](crate::yield_now), as in
 /// asyncio. Otherwise the task is woken by a timer; the loop blocks (0%
 /// CPU) while nothing else is ready. It sleeps at least `duration` of loop
-/// time.
+/// time. A deadline past the clock's range (about 584 years of loop time)
+/// never comes: only a cancellation or a timeout ends such a sleep.
 ///
 /// # Panics
 ///
@@ -515,7 +516,8 @@ fn sleep_forever(me: &TaskRef, deadline: Duration, what: &str) {
 }
 
 /// Schedules `callback` to run after `delay` (`loop.call_later`). Returns a
-/// handle that can cancel it.
+/// handle that can cancel it. A deadline past the clock's range (about 584
+/// years of loop time) never comes, and the callback never runs.
 ///
 /// # Panics
 ///
