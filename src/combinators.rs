@@ -13,9 +13,9 @@ use std::rc::Rc;
 
 use crate::future::Future;
 use crate::runtime::core;
+use crate::runtime::scope::next_scope_id;
 use crate::runtime::task::{CancelledUnwind, OpenScope, ScopeUnwind, TaskRef};
 use crate::runtime::{JoinError, Task, TaskBuilder};
-use crate::timer::next_scope_id;
 
 /// Cancels every task in `tasks` that is not done if dropped while
 /// unwinding (the waiting task was cancelled or timed out).

@@ -197,7 +197,10 @@ fn shutdown_inside_a_task_of_another_loop_is_refused_before_cancelling_anything(
         err.contains("cannot run an event loop while another is running"),
         "{err}"
     );
-    assert!(!pending.is_done(), "shutdown cancelled the task before refusing");
+    assert!(
+        !pending.is_done(),
+        "shutdown cancelled the task before refusing"
+    );
     // Still usable: the refused call changed nothing.
     other.run_until_complete(|| bucle::sleep(ms(1)));
     assert!(!pending.is_cancelled());
@@ -247,7 +250,10 @@ fn close_from_a_task_during_shutdown_is_refused() {
     assert!(first.is_cancelled() && second.is_cancelled());
     assert!(!lp.is_running() && !lp.is_closed());
     let refused = refused.borrow_mut().take().expect("the closer ran");
-    assert!(refused.contains("cannot close a running event loop"), "{refused}");
+    assert!(
+        refused.contains("cannot close a running event loop"),
+        "{refused}"
+    );
     assert_eq!(lp.run_until_complete(|| 42), 42);
     lp.close();
     assert!(lp.is_closed());
@@ -304,7 +310,10 @@ fn waiting_after_catching_the_close_unwind_is_reported_with_a_clear_message() {
     let reports = reports.borrow();
     assert_eq!(reports.len(), 1, "{reports:?}");
     let msg = &reports[0].message;
-    assert!(msg.contains("panicked while its event loop was closing"), "{msg}");
+    assert!(
+        msg.contains("panicked while its event loop was closing"),
+        "{msg}"
+    );
     assert!(
         msg.contains("bucle::sleep called while the event loop is closing"),
         "{msg}"

@@ -289,10 +289,12 @@ fn a_handler_replacing_itself_while_reporting() {
     let seen = Rc::new(RefCell::new(Vec::new()));
     let (me, s) = (lp.clone(), seen.clone());
     lp.set_exception_handler(move |ctx| {
-        s.borrow_mut().push(format!("first: {}", ctx.panic.clone().unwrap()));
+        s.borrow_mut()
+            .push(format!("first: {}", ctx.panic.clone().unwrap()));
         let s2 = s.clone();
         me.set_exception_handler(move |ctx| {
-            s2.borrow_mut().push(format!("second: {}", ctx.panic.clone().unwrap()))
+            s2.borrow_mut()
+                .push(format!("second: {}", ctx.panic.clone().unwrap()))
         });
     });
     lp.run_until_complete(|| {
@@ -324,7 +326,9 @@ fn a_queue_item_dropped_by_a_cancelled_getter_may_re_enter() {
             move || bucle::wait_for(ms(1), || q.get().map(drop)).is_err()
         });
         bucle::sleep(ms(2));
-        q.put_nowait(Hostile(Some(OnDrop::CallSoon(r)))).ok().unwrap();
+        q.put_nowait(Hostile(Some(OnDrop::CallSoon(r))))
+            .ok()
+            .unwrap();
         assert!(getter.join().unwrap());
         drop(q);
         bucle::yield_now();

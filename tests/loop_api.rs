@@ -576,7 +576,10 @@ fn a_run_stopped_early_leaves_no_stop_request_and_no_armed_main_behind() {
         })
     })
     .unwrap_err();
-    assert!(err.contains("stopped before the main task completed"), "{err}");
+    assert!(
+        err.contains("stopped before the main task completed"),
+        "{err}"
+    );
     // The first main finishes during this run without stopping it.
     assert_eq!(
         lp.run_until_complete(|| {

@@ -45,11 +45,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::generator::GeneratorState;
+use crate::runtime::scope::{self, ScopeTimer};
 use crate::runtime::task::{
     CancelledUnwind, Interrupt, Outcome, ScopeUnwind, State, TaskRef, Waiter, Waker, panic_message,
 };
 use crate::stack;
-use crate::timer::{Clock, Timers};
+use crate::timer::clock::Clock;
+use crate::timer::heap::{self, TimerWork, Timers};
 
 /// What a suspended task waits on: how to cancel it, and what the deadlock
 /// report says.
@@ -78,7 +80,7 @@ impl Wait {
             Wait::Join(t) => format!("join {}", t.header.describe()),
             Wait::Shield(t) => format!("shield {}", t.header.describe()),
             Wait::Future { what, .. } => (*what).to_string(),
-            Wait::Sleep(until) if crate::timer::in_range(*until) => {
+            Wait::Sleep(until) if heap::in_range(*until) => {
                 format!("sleep until {until:?}")
             }
             Wait::Sleep(_) => "sleep past the clock's range (forever)".to_string(),
@@ -125,6 +127,47 @@ pub(crate) enum Runnable {
     /// before the loop stops is still reported (asyncio reports it when the
     /// task is collected).
     Report(TaskRef),
+}
+
+/// What an expired timer does.
+pub(crate) enum TimerAction {
+    /// A sleep: wake that suspension (through the ready queue).
+    Wake(Waker),
+    /// `call_later` / `call_at`.
+    Call(Rc<HandleInner>),
+    /// A timeout scope's deadline: interrupt the task at the scope with
+    /// this id. Live while that scope is open and its timer is
+    /// [`ScopeTimer::Armed`] with this entry's seq.
+    Scope(TaskRef, u64),
+}
+
+impl TimerWork for TimerAction {
+    #[inline]
+    fn is_dead(&self, seq: u64) -> bool {
+        match self {
+            TimerAction::Wake(w) => !w.is_current(),
+            TimerAction::Call(h) => !h.is_pending(),
+            TimerAction::Scope(task, id) => {
+                !scope::scope_timer_is(&task.header, *id, ScopeTimer::Armed(seq))
+            }
+        }
+    }
+}
+
+impl TimerAction {
+    /// The ready-queue entry for a live timer that expired (pushed under
+    /// `seq`).
+    #[inline(always)]
+    fn into_runnable(self, seq: u64) -> Runnable {
+        match self {
+            TimerAction::Wake(w) => Runnable::Wake(w),
+            TimerAction::Call(h) => Runnable::Handle(h),
+            TimerAction::Scope(task, id) => {
+                scope::set_timer(&task.header, id, ScopeTimer::Armed(seq), ScopeTimer::Firing);
+                Runnable::Interrupt(task, id)
+            }
+        }
+    }
 }
 
 /// Context passed to the exception handler.
@@ -225,7 +268,7 @@ pub(crate) struct Core {
     pub(crate) closed: Cell<bool>,
     handler: RefCell<Option<ExceptionHandler>>,
     /// The timer heap (stage 4).
-    pub(crate) timers: Timers,
+    pub(crate) timers: Timers<TimerAction>,
     /// The loop clock, real or virtual (stage 4).
     pub(crate) clock: Clock,
     /// Wake sources outside the loop (threads, sockets) that may still make
@@ -403,6 +446,12 @@ impl Core {
         self.ready.borrow_mut().push_back(r);
     }
 
+    /// Records that a timer in the heap died (its work was called off);
+    /// drops what a compaction removed, with no borrow held.
+    pub(crate) fn note_dead_timer(&self) {
+        drop_all(self.timers.note_dead());
+    }
+
     pub(crate) fn call_soon_boxed(&self, f: Box<dyn FnOnce()>) {
         self.push_ready(Runnable::Call(f));
     }
@@ -475,7 +524,10 @@ impl Core {
             // Work to do, or asked to stop after this tick: don't block.
             return None;
         }
-        match self.timers.next_deadline() {
+        let mut removed = Vec::new();
+        let next = self.timers.next_deadline(&mut removed);
+        drop_all(removed);
+        match next {
             Some(deadline) => self.clock.wait_until(deadline),
             None if self.external.get() > 0 => {
                 // Something outside the loop will make progress; stage 5's
@@ -497,8 +549,14 @@ impl Core {
         }
         let now = now.unwrap_or_else(|| self.clock.now());
         let mut dead = Vec::new();
-        self.timers
-            .expire(now, &mut self.ready.borrow_mut(), &mut dead);
+        {
+            let mut ready = self.ready.borrow_mut();
+            self.timers.expire(
+                now,
+                |action, seq| ready.push_back(action.into_runnable(seq)),
+                &mut dead,
+            );
+        }
         // Dead timers' actions may hold the last reference to a finished
         // task: dropped here, with the ready queue no longer borrowed.
         drop_all(dead);
@@ -567,7 +625,7 @@ impl Core {
                     self.run_callback(f);
                 }
             }
-            Runnable::Interrupt(task, scope) => crate::timer::deliver_interrupt(&task, scope),
+            Runnable::Interrupt(task, id) => scope::deliver_interrupt(&task, id),
             Runnable::Report(task) => report_if_unretrieved(&task),
         }
     }
@@ -708,7 +766,8 @@ impl Core {
         loop {
             let all = self.tasks.borrow().snapshot();
             let pending = self.ready.borrow_mut().drain(..).collect::<Vec<_>>();
-            self.timers.clear();
+            let timers = self.timers.clear();
+            drop_all(timers);
             if all.is_empty() && pending.is_empty() {
                 break;
             }
@@ -926,7 +985,7 @@ fn suspend(me: &TaskRef, trap: Trap, what: &str) {
     let h = &me.header;
     if h.reserved.get() != 0 {
         if let Some(core) = h.core() {
-            crate::timer::arm_reserved(&core, me);
+            scope::arm_reserved(&core, me);
         }
     }
     // `me` lives in a caller's frame on this stack, a little above where

@@ -2,6 +2,7 @@
 
 pub(crate) mod core;
 pub(crate) mod list;
+pub(crate) mod scope;
 pub(crate) mod task;
 
 use std::cell::Cell;
@@ -11,10 +12,9 @@ use std::panic;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use self::core::{Core, Enter, ExceptionContext, HandleInner, Options, Runnable};
+use self::core::{Core, Enter, ExceptionContext, HandleInner, Options, Runnable, TimerAction};
 pub use self::task::{AnyTask, JoinError, Task, TaskBuilder, TaskId};
 use crate::stack::DEFAULT_STACK_SIZE;
-use crate::timer::TimerAction;
 
 /// An event loop: asyncio's `asyncio.new_event_loop()`.
 ///
@@ -490,7 +490,7 @@ impl Handle {
     pub(crate) fn timer(core: &Rc<Core>, when: Duration, f: Box<dyn FnOnce()>) -> Handle {
         let inner = HandleInner::new(f, Some(when));
         // A deadline past the clock's range never comes: no timer for it.
-        let timers_of = crate::timer::in_range(when).then(|| {
+        let timers_of = crate::timer::heap::in_range(when).then(|| {
             core.timers.push(when, TimerAction::Call(inner.clone()));
             Rc::downgrade(core)
         });
@@ -503,7 +503,7 @@ impl Handle {
         let was_pending = self.inner.cancel();
         if was_pending {
             if let Some(core) = self.timers_of.as_ref().and_then(Weak::upgrade) {
-                core.timers.note_dead();
+                core.note_dead_timer();
             }
         }
         was_pending

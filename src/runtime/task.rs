@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::generator::{Generator, Yielder, YielderSlot};
 use crate::runtime::core::{self, Core, Trap, Wait};
 use crate::runtime::list::WaitList;
-use crate::timer::ScopeTimer;
+use crate::runtime::scope::ScopeTimer;
 
 /// A task's identity, unique within its thread for the life of the process.
 ///
@@ -184,7 +184,7 @@ pub(crate) struct Header {
     pub(crate) scopes: RefCell<Vec<OpenScope>>,
     /// How many of `scopes` have a [`ScopeTimer::Reserved`] timer. Nonzero
     /// only while the task runs: it arms them as it suspends (see
-    /// `timer::arm_reserved`), so a suspended task's timers are all in the
+    /// `scope::arm_reserved`), so a suspended task's timers are all in the
     /// heap.
     pub(crate) reserved: Cell<u32>,
     /// How many of `scopes` have a [`ScopeTimer::Fired`] timer: lets
@@ -218,7 +218,7 @@ fn scopes_misnested(h: &Header, id: u64) -> ! {
 /// One scope open on a task's stack: a timeout or a task group.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OpenScope {
-    /// Unique on this thread (see `timer::next_scope_id`): a scope's unwind
+    /// Unique on this thread (see `scope::next_scope_id`): a scope's unwind
     /// (`ScopeUnwind(id)`) is caught by this scope and no other.
     pub(crate) id: u64,
     /// A timeout's deadline (loop time); `None` for a task group or an
