@@ -32,6 +32,7 @@
 mod combinators;
 mod future;
 pub mod generator;
+pub mod io;
 pub mod round_robin;
 pub mod runtime;
 mod stack;

@@ -39,12 +39,18 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::cell::OnceCell;
 use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::generator::GeneratorState;
+use crate::io::reactor::{Dir, Reactor};
+use crate::runtime::remote::{self, Remote};
 use crate::runtime::scope::{self, ScopeTimer};
 use crate::runtime::task::{
     CancelledUnwind, Interrupt, Outcome, ScopeUnwind, State, TaskRef, Waiter, Waker, panic_message,
@@ -71,6 +77,11 @@ pub(crate) enum Wait {
     },
     /// Sleeping until this loop time; a timer will wake it.
     Sleep(Duration),
+    /// Waiting for a file descriptor to become readable or writable; the
+    /// reactor will wake it.
+    Io { fd: RawFd, dir: Dir },
+    /// Waiting for a closure running on a worker thread (`to_thread`).
+    Thread,
 }
 
 impl Wait {
@@ -84,6 +95,8 @@ impl Wait {
                 format!("sleep until {until:?}")
             }
             Wait::Sleep(_) => "sleep past the clock's range (forever)".to_string(),
+            Wait::Io { fd, dir } => format!("I/O: fd {fd} to become {}able", dir.verb()),
+            Wait::Thread => "a closure running on a worker thread".to_string(),
         }
     }
 }
@@ -271,10 +284,18 @@ pub(crate) struct Core {
     pub(crate) timers: Timers<TimerAction>,
     /// The loop clock, real or virtual (stage 4).
     pub(crate) clock: Clock,
-    /// Wake sources outside the loop (threads, sockets) that may still make
-    /// a task ready; while nonzero the loop blocks instead of reporting a
-    /// deadlock.
-    pub(crate) external: Cell<usize>,
+    /// The reactor (stage 5), made on first use: a loop that never does
+    /// I/O or meets another thread opens no poller.
+    reactor: OnceCell<Reactor<Waker>>,
+    /// What remote handles share with this loop, made on first use (with
+    /// the reactor, whose poller they notify).
+    remote: OnceCell<Arc<remote::Shared>>,
+    /// Tasks waiting on a worker thread (`to_thread`): while nonzero the
+    /// loop blocks for the result instead of reporting a deadlock, and the
+    /// virtual clock does not jump.
+    pub(crate) threads: Cell<usize>,
+    /// Reused buffer of the wakers the reactor hands back each tick.
+    woken: RefCell<Vec<Waker>>,
 }
 
 thread_local! {
@@ -398,7 +419,10 @@ impl Core {
             handler: RefCell::new(None),
             timers: Timers::new(),
             clock: Clock::new(opts.virtual_time),
-            external: Cell::new(0),
+            reactor: OnceCell::new(),
+            remote: OnceCell::new(),
+            threads: Cell::new(0),
+            woken: RefCell::new(Vec::new()),
         })
     }
 
@@ -513,30 +537,118 @@ impl Core {
         self.phase_run_ready();
     }
 
-    /// Phase 1: block until something can be ready. Never blocks if the
-    /// ready queue has work; sleeps until the next timer otherwise (or, on
-    /// the virtual clock, jumps to it).
+    /// Phase 1: wait for I/O — block until something can be ready, and
+    /// append the tasks whose I/O is ready. Never blocks if the ready queue
+    /// has work (it still polls, without blocking, while anything outside
+    /// the loop can wake a task); otherwise blocks in the poller until the
+    /// next timer (or for good if there is none) while a task waits on I/O,
+    /// a worker thread or a remote handle may call; otherwise sleeps until
+    /// the next timer (on the virtual clock, jumps to it); otherwise nothing
+    /// can ever wake the loop, and it reports the deadlock.
+    ///
+    /// On the virtual clock with something outside the loop: what has
+    /// already arrived is delivered first (a non-blocking poll), and the
+    /// clock jumps only if that made nothing ready and no worker thread is
+    /// running; else the loop blocks, for real, until one of them wakes it.
     ///
     /// Returns the loop time if it read the clock and then did not block,
     /// so phase 2 need not read it again.
     fn phase_wait(&self, who: &str) -> Option<Duration> {
         if !self.ready.borrow().is_empty() || self.stopping.get() {
             // Work to do, or asked to stop after this tick: don't block.
+            if self.outside_can_wake() {
+                self.poll_io(Some(Duration::ZERO));
+            }
             return None;
         }
         let mut removed = Vec::new();
         let next = self.timers.next_deadline(&mut removed);
         drop_all(removed);
-        match next {
-            Some(deadline) => self.clock.wait_until(deadline),
-            None if self.external.get() > 0 => {
-                // Something outside the loop will make progress; stage 5's
-                // reactor blocks on it. Until then, yield the CPU briefly.
-                std::thread::sleep(Duration::from_millis(1));
-                None
-            }
-            None => panic!("{}", self.deadlock_report(who)),
+        if !self.outside_can_wake() {
+            return match next {
+                Some(deadline) => self.clock.wait_until(deadline),
+                None => panic!("{}", self.deadlock_report(who)),
+            };
         }
+        if self.clock.is_virtual() {
+            self.poll_io(Some(Duration::ZERO));
+            if !self.ready.borrow().is_empty() {
+                return None;
+            }
+            if let Some(deadline) = next.filter(|_| self.threads.get() == 0) {
+                return self.clock.wait_until(deadline);
+            }
+            self.poll_io(None);
+            return None;
+        }
+        let timeout = next.map(|d| d.saturating_sub(self.clock.now()));
+        self.poll_io(timeout);
+        None
+    }
+
+    /// Whether something outside the ready queue and the timers may still
+    /// make a task ready: a task waiting on I/O or on a worker thread, or a
+    /// remote handle in another thread's hands.
+    #[inline]
+    fn outside_can_wake(&self) -> bool {
+        self.threads.get() > 0
+            || self.reactor.get().is_some_and(|r| r.waiters() > 0)
+            || self.remote.get().is_some_and(|r| Arc::strong_count(r) > 1)
+    }
+
+    /// Polls the reactor for up to `timeout`, wakes the tasks whose I/O is
+    /// ready, and moves the callbacks sent by other threads to the ready
+    /// queue.
+    ///
+    /// # Panics
+    ///
+    /// If the OS poller fails (it never should: `EINTR` is retried).
+    fn poll_io(&self, timeout: Option<Duration>) {
+        if let Some(reactor) = self.reactor.get() {
+            let mut woken = std::mem::take(&mut *self.woken.borrow_mut());
+            if let Err(e) = reactor.wait(timeout, &mut woken) {
+                panic!("bucle: the OS poller failed while waiting for I/O: {e}");
+            }
+            // Woken with no borrow held (a wake may drop user values).
+            for w in woken.drain(..) {
+                w.wake_on(self);
+            }
+            *self.woken.borrow_mut() = woken;
+        }
+        if let Some(remote) = self.remote.get() {
+            for f in remote.take() {
+                self.push_ready(Runnable::Call(f));
+            }
+        }
+    }
+
+    /// The reactor, made on first use.
+    ///
+    /// # Errors
+    ///
+    /// If the OS refuses a poller (out of file descriptors, typically).
+    pub(crate) fn reactor(&self) -> io::Result<&Reactor<Waker>> {
+        if let Some(r) = self.reactor.get() {
+            return Ok(r);
+        }
+        let r = Reactor::new()?;
+        Ok(self.reactor.get_or_init(|| r))
+    }
+
+    /// A remote handle to this loop (see [`Remote`]).
+    ///
+    /// # Errors
+    ///
+    /// If the reactor cannot be made (see [`Core::reactor`]).
+    pub(crate) fn remote(&self) -> io::Result<Remote> {
+        if let Some(shared) = self.remote.get() {
+            return Ok(Remote::new(shared.clone()));
+        }
+        let shared = remote::Shared::new(self.reactor()?.poller().clone());
+        if self.closed.get() {
+            drop(shared.close());
+        }
+        Ok(Remote::new(self.remote.get_or_init(|| shared).clone()))
     }
 
     /// Phase 2: append every timer's work due at `now` (read now if `None`),
@@ -764,6 +876,9 @@ impl Core {
             return;
         }
         loop {
+            if let Some(remote) = self.remote.get() {
+                drop_all(remote.close());
+            }
             let all = self.tasks.borrow().snapshot();
             let pending = self.ready.borrow_mut().drain(..).collect::<Vec<_>>();
             let timers = self.timers.clear();
@@ -882,7 +997,7 @@ pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
 #[inline(always)]
 pub(crate) fn drop_wait(wait: Wait) {
     match wait {
-        Wait::Nothing | Wait::Sleep(_) => {}
+        Wait::Nothing | Wait::Sleep(_) | Wait::Io { .. } | Wait::Thread => {}
         other => drop_user(other),
     }
 }
@@ -1032,7 +1147,9 @@ fn interrupt_wait(core: &Core, task: &TaskRef) {
                 core.schedule(task.clone());
             }
         }
-        Wait::Shield(_) | Wait::Sleep(_) => core.schedule(task.clone()),
+        Wait::Shield(_) | Wait::Sleep(_) | Wait::Io { .. } | Wait::Thread => {
+            core.schedule(task.clone())
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod core;
 pub(crate) mod list;
+pub(crate) mod remote;
 pub(crate) mod scope;
 pub(crate) mod task;
 

@@ -187,6 +187,10 @@ pub(crate) struct Header {
     /// `scope::arm_reserved`), so a suspended task's timers are all in the
     /// heap.
     pub(crate) reserved: Cell<u32>,
+    /// I/O operations this task may still complete without suspending
+    /// before it yields (see `io::COOP_BUDGET`); refilled whenever it waits
+    /// on I/O or yields for it.
+    pub(crate) budget: Cell<u32>,
     /// How many of `scopes` have a [`ScopeTimer::Fired`] timer: lets
     /// `Timeout::expired`, which a CPU-bound body may poll in its hot loop,
     /// answer "no" without searching the scopes.
@@ -714,6 +718,7 @@ impl TaskBuilder {
                 scopes: RefCell::new(Vec::new()),
                 reserved: Cell::new(0),
                 fired: Cell::new(0),
+                budget: Cell::new(crate::io::COOP_BUDGET),
                 sp_hint: Cell::new(0),
             },
             result: RefCell::new(None),

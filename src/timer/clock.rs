@@ -19,6 +19,11 @@ impl Clock {
         }
     }
 
+    /// Whether this is the virtual clock.
+    pub(crate) fn is_virtual(&self) -> bool {
+        self.virtual_now.is_some()
+    }
+
     /// The loop time now.
     #[inline]
     pub(crate) fn now(&self) -> Duration {
