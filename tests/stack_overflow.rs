@@ -11,6 +11,8 @@ use std::hint::black_box;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const CASE: &str = "BUCLE_OVERFLOW_CASE";
@@ -111,6 +113,98 @@ extern "C" fn one_shot(_sig: libc::c_int) {
     let msg = b"the program's own handler ran\n";
     // SAFETY: `write` is async-signal-safe; `msg` is valid for its length.
     unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// A program's own handler for faults it expects and can recover from (a
+/// JIT's or a GC's write barrier, say): it makes the faulting page
+/// writable again, and the faulting write then reruns and succeeds.
+extern "C" fn make_writable(
+    _sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    _ctx: *mut libc::c_void,
+) {
+    // SAFETY: the kernel hands an `SA_SIGINFO` handler a valid `siginfo_t`,
+    // whose `si_addr` for a `SIGSEGV` fault is the faulting address; the
+    // page holding it is one of the pages `fault_until` mapped, and
+    // `mprotect` is async-signal-safe.
+    unsafe {
+        let page = (*info).si_addr() as usize & !4095;
+        libc::mprotect(
+            page as *mut libc::c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+        );
+    }
+}
+
+/// Takes a recoverable fault (see [`make_writable`]) over and over, on a
+/// page of its own, counting them in `faults`, until `stop` is set.
+fn fault_until(stop: &AtomicBool, faults: &AtomicUsize) {
+    // SAFETY: a fresh private anonymous page, used only by this thread;
+    // making it read-only and writing to it faults, and `make_writable`
+    // undoes the protection before the write reruns.
+    unsafe {
+        let page = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(page, libc::MAP_FAILED);
+        while !stop.load(Ordering::Relaxed) {
+            libc::mprotect(page, 4096, libc::PROT_READ);
+            page.cast::<u64>().write_volatile(black_box(1));
+            faults.fetch_add(1, Ordering::Relaxed);
+        }
+        libc::munmap(page, 4096);
+    }
+}
+
+/// One run of the install race, in a fresh (forked) process where bucle
+/// has mapped no stack yet: two threads take recoverable faults while this
+/// one maps the process's first stack, which installs bucle's handler. A
+/// fault that meets the handler before it knows the program's handler
+/// must still reach that handler; the old code reset `SIGSEGV` to the
+/// default instead, and the process died. Returns the exit code.
+fn install_race_once() -> i32 {
+    // SAFETY: installs `make_writable`, a three-argument handler, as
+    // `SA_SIGINFO` asks.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = make_writable as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let faults = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, faults) = (stop.clone(), faults.clone());
+            std::thread::spawn(move || fault_until(&stop, &faults))
+        })
+        .collect();
+    while faults.load(Ordering::Relaxed) < 20 {
+        std::hint::spin_loop();
+    }
+    let mut g = bucle::Generator::new(|y: &bucle::Yielder<u32>, ()| y.yield_(7));
+    let yielded = g.resume(()).yielded();
+    // Faults after the install go through bucle's handler to the
+    // program's, as before.
+    let seen = faults.load(Ordering::Relaxed);
+    while faults.load(Ordering::Relaxed) < seen + 20 {
+        std::hint::spin_loop();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    if yielded == Some(7) { 0 } else { 1 }
 }
 
 /// Recursion that no optimiser can turn into a loop: each frame keeps a
@@ -219,6 +313,36 @@ fn child() {
             );
             std::process::exit(0);
         }
+        "install_race" => {
+            // Each run needs a process in which bucle has not installed
+            // its handler yet, so each is a fork of this one (which maps no
+            // stack itself). Bounded in runs and in time.
+            let start = Instant::now();
+            let (mut runs, mut failed, mut first) = (0, 0, None);
+            while runs < 400 && start.elapsed() < Duration::from_millis(1500) {
+                runs += 1;
+                // SAFETY: the child runs `install_race_once`, and ends
+                // with `_exit` without returning into the test harness;
+                // this process only waits for it.
+                let status = unsafe {
+                    match libc::fork() {
+                        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+                        0 => libc::_exit(install_race_once()),
+                        pid => {
+                            let mut status = 0;
+                            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+                            status
+                        }
+                    }
+                };
+                if status != 0 {
+                    failed += 1;
+                    first.get_or_insert(status);
+                }
+            }
+            eprintln!("install race: {runs} runs, {failed} failed (first wait status: {first:?})");
+            std::process::exit(0);
+        }
         "null" => {
             use_bucle();
             // SAFETY: not safe at all: the point is a fault that is not an
@@ -311,4 +435,16 @@ fn an_ignored_signal_stays_ignored() {
 fn the_previous_handlers_nodefer_is_kept() {
     let stderr = survive("nodefer");
     assert!(stderr.contains("replaced: true, nodefer: true"), "{stderr}");
+}
+
+/// The handler is installed while other threads take faults that the
+/// program's own handler recovers from: none of them may find bucle's
+/// handler without the program's behind it (the old code installed its
+/// handler first and recorded the previous one after, and a fault in
+/// between reset `SIGSEGV` to the default, killing the process). A race,
+/// so it is tried a few hundred times, each in a fresh process.
+#[test]
+fn faults_during_the_handler_install_reach_the_previous_handler() {
+    let stderr = survive("install_race");
+    assert!(stderr.contains(" 0 failed"), "{stderr}");
 }

@@ -18,6 +18,9 @@
 //!   `SA_RESETHAND`, `SA_NODEFER` and mask; a default action ends the
 //!   process as before.
 //! - A signal that was ignored stays ignored: no handler goes in over it.
+//! - A fault on another thread while the handler goes in still reaches the
+//!   previous action: that action is recorded before the handler is
+//!   installed, never after.
 //! - A handler a program installs after bucle's replaces it (and then no
 //!   overflow is reported). A library that embeds bucle and is unloaded
 //!   with `dlclose` must not be, once a stack has been mapped: the handler
@@ -112,7 +115,38 @@ thread_local! {
 /// The actions that were installed before ours, for `SIGSEGV` and
 /// `SIGBUS`: faults that are not a coroutine overflow go to them. Unset for
 /// a signal that was ignored (ours is not installed over `SIG_IGN`).
-static PREVIOUS: [OnceLock<libc::sigaction>; 2] = [OnceLock::new(), OnceLock::new()];
+static PREVIOUS: [Previous; 2] = [Previous::new(), Previous::new()];
+
+/// The action ours took over from, for one signal.
+///
+/// Filled in two steps so that the handler never runs without it: `read`
+/// is stored *before* ours is installed, `replaced` after. A handler that
+/// found neither would take the fault for one with the default action and
+/// reset it, killing a process whose own handler (a JIT's, a GC's) would
+/// have recovered: that was the old order, install first and record after.
+struct Previous {
+    /// The action read just before ours was installed.
+    read: OnceLock<libc::sigaction>,
+    /// The action the installing `sigaction` call actually replaced: the
+    /// same as `read`, unless another thread changed the action between
+    /// the two calls.
+    replaced: OnceLock<libc::sigaction>,
+}
+
+impl Previous {
+    const fn new() -> Self {
+        Previous {
+            read: OnceLock::new(),
+            replaced: OnceLock::new(),
+        }
+    }
+
+    /// The action to forward to. Async-signal-safe: `OnceLock::get` is
+    /// one atomic load.
+    fn get(&self) -> Option<&libc::sigaction> {
+        self.replaced.get().or_else(|| self.read.get())
+    }
+}
 static INSTALL: Once = Once::new();
 const SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
 
@@ -162,6 +196,17 @@ fn install() {
             // Ignored on purpose (and inherited so by children): leave it.
             continue;
         }
+        // Recorded before ours goes in, so that from the instant the kernel
+        // can call `on_fault` (once the `sigaction` below has taken the
+        // signal-table lock that delivery takes too, which orders this
+        // store before any such call), it has an action to forward to.
+        // Should a fault arrive between the install and the `replaced`
+        // store below, the handler forwards it to this one: the action in
+        // force until a moment before. It could only be the wrong one if
+        // another thread changed the action between these two `sigaction`
+        // calls; that fault then goes to the action the other thread had
+        // just replaced, and every later one to the new one.
+        let _ = previous.read.set(old);
         let mut action = empty_action();
         action.sa_sigaction = on_fault as *const () as usize;
         // The previous handler is called from ours, not by the kernel, so
@@ -172,9 +217,9 @@ fn install() {
         let mut replaced = empty_action();
         // SAFETY: installs a handler with the three-argument signature
         // `SA_SIGINFO` asks for, and reads back the action it replaced (in
-        // one call, so none installed in between is lost).
+        // one call, so none installed since the read above is lost).
         if unsafe { libc::sigaction(sig, &action, &mut replaced) } == 0 {
-            let _ = previous.set(replaced);
+            let _ = previous.replaced.set(replaced);
         }
     }
 }
@@ -199,6 +244,10 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         {
             call_previous(previous, sig, info, ctx);
         }
+        // The default action, or an ignored signal (another thread set
+        // `SIG_IGN` while ours went in). `None` cannot happen while the
+        // handler `install` put in is the one installed: it records the
+        // previous action before installing (see `Previous`).
         previous => {
             let ignored = previous.is_some_and(|p| p.sa_sigaction == libc::SIG_IGN);
             if ignored && code <= 0 {
