@@ -343,6 +343,23 @@ fn child() {
             eprintln!("install race: {runs} runs, {failed} failed (first wait status: {first:?})");
             std::process::exit(0);
         }
+        "restart" => {
+            set_action(
+                libc::SIGSEGV,
+                one_shot as *const () as usize,
+                libc::SA_RESTART,
+            );
+            use_bucle();
+            let now = action_of(libc::SIGSEGV);
+            eprintln!(
+                "replaced: {}, restart: {}, siginfo: {}, onstack: {}",
+                now.sa_sigaction != one_shot as *const () as usize,
+                now.sa_flags & libc::SA_RESTART != 0,
+                now.sa_flags & libc::SA_SIGINFO != 0,
+                now.sa_flags & libc::SA_ONSTACK != 0
+            );
+            std::process::exit(0);
+        }
         "null" => {
             use_bucle();
             // SAFETY: not safe at all: the point is a fault that is not an
@@ -435,6 +452,18 @@ fn an_ignored_signal_stays_ignored() {
 fn the_previous_handlers_nodefer_is_kept() {
     let stderr = survive("nodefer");
     assert!(stderr.contains("replaced: true, nodefer: true"), "{stderr}");
+}
+
+/// bucle's handler takes over the previous handler's `SA_RESTART`: system
+/// calls its signal interrupts restart as they did before (the old code
+/// dropped every flag but `SA_NODEFER`, so they failed with `EINTR`).
+#[test]
+fn the_previous_handlers_restart_flag_is_kept() {
+    let stderr = survive("restart");
+    assert!(
+        stderr.contains("replaced: true, restart: true, siginfo: true, onstack: true"),
+        "{stderr}"
+    );
 }
 
 /// The handler is installed while other threads take faults that the

@@ -15,8 +15,8 @@
 //! Everything else is left as it would have been:
 //! - Any other fault, or a signal sent by `kill`, goes to the action that
 //!   was installed before (Rust's own handler, usually), honouring its
-//!   `SA_RESETHAND`, `SA_NODEFER` and mask; a default action ends the
-//!   process as before.
+//!   `SA_RESETHAND`, `SA_NODEFER`, `SA_RESTART` and mask; a default action
+//!   ends the process as before.
 //! - A signal that was ignored stays ignored: no handler goes in over it.
 //! - A fault on another thread while the handler goes in still reaches the
 //!   previous action: that action is recorded before the handler is
@@ -210,10 +210,19 @@ fn install() {
         let mut action = empty_action();
         action.sa_sigaction = on_fault as *const () as usize;
         // The previous handler is called from ours, not by the kernel, so
-        // ours carries its mask and its `SA_NODEFER` (a handler that
-        // `longjmp`s out relies on the signal not staying blocked).
+        // ours carries what the kernel would have applied around it: its
+        // mask, its `SA_NODEFER` (a handler that `longjmp`s out relies on
+        // the signal not staying blocked) and its `SA_RESTART` (system
+        // calls the signal interrupts restart instead of failing with
+        // `EINTR`). Of its other flags, `SA_SIGINFO` and `SA_ONSTACK` are
+        // ours anyway, `SA_RESETHAND` is honoured by `call_previous` (the
+        // kernel must not reset *our* handler), and the rest mean nothing
+        // for these two signals (`SA_NOCLDSTOP`, `SA_NOCLDWAIT`) or belong
+        // to the C library (`SA_RESTORER`, which it sets itself).
         action.sa_mask = old.sa_mask;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | (old.sa_flags & libc::SA_NODEFER);
+        action.sa_flags = libc::SA_SIGINFO
+            | libc::SA_ONSTACK
+            | (old.sa_flags & (libc::SA_NODEFER | libc::SA_RESTART));
         let mut replaced = empty_action();
         // SAFETY: installs a handler with the three-argument signature
         // `SA_SIGINFO` asks for, and reads back the action it replaced (in
