@@ -207,6 +207,85 @@ fn install_race_once() -> i32 {
     if yielded == Some(7) { 0 } else { 1 }
 }
 
+/// Makes every later `mprotect(.., PROT_NONE)` of the calling thread fail
+/// with `ENOMEM`, as it does when the process is out of memory mappings
+/// (making one page of a mapping a guard splits it in two). A seccomp
+/// filter: it applies to this thread only. Returns whether it took.
+fn refuse_guard_pages_on_this_thread() -> bool {
+    const ARG2: u32 = 16 + 2 * 8 + if cfg!(target_endian = "big") { 4 } else { 0 };
+    // SAFETY: `BPF_STMT`/`BPF_JUMP` only build instructions; the filter
+    // is a valid classic-BPF program (every path returns) that reads the
+    // syscall number and the low word of the third argument of
+    // `seccomp_data`, and `PR_SET_NO_NEW_PRIVS`, which an unprivileged
+    // filter requires, only affects this process's later `execve`s.
+    unsafe {
+        let mut filter = [
+            libc::BPF_STMT((libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, 0),
+            libc::BPF_JUMP(
+                (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                libc::SYS_mprotect as u32,
+                0,
+                3,
+            ),
+            libc::BPF_STMT((libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, ARG2),
+            libc::BPF_JUMP(
+                (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                libc::PROT_NONE as u32,
+                0,
+                1,
+            ),
+            libc::BPF_STMT(
+                (libc::BPF_RET | libc::BPF_K) as u16,
+                libc::SECCOMP_RET_ERRNO | libc::ENOMEM as u32,
+            ),
+            libc::BPF_STMT(
+                (libc::BPF_RET | libc::BPF_K) as u16,
+                libc::SECCOMP_RET_ALLOW,
+            ),
+        ];
+        let program = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_mut_ptr(),
+        };
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            && libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &program as *const libc::sock_fprog,
+            ) == 0
+    }
+}
+
+/// Describes the calling thread's alternate signal stack: "none", or
+/// whether the page below it is a guard (`PROT_NONE`).
+fn signal_stack_guard() -> String {
+    // SAFETY: a null new stack only reads the current one into a valid,
+    // zeroed `stack_t`.
+    let current = unsafe {
+        let mut current: libc::stack_t = std::mem::zeroed();
+        assert_eq!(libc::sigaltstack(std::ptr::null(), &mut current), 0);
+        current
+    };
+    if current.ss_flags & libc::SS_DISABLE != 0 {
+        return "none".to_string();
+    }
+    let below = current.ss_sp as usize - 1;
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let perms = maps
+        .lines()
+        .find_map(|line| {
+            let (range, rest) = line.split_once(' ')?;
+            let (lo, hi) = range.split_once('-')?;
+            let (lo, hi) = (
+                usize::from_str_radix(lo, 16).ok()?,
+                usize::from_str_radix(hi, 16).ok()?,
+            );
+            (lo <= below && below < hi).then(|| rest[..4].to_string())
+        })
+        .unwrap_or_else(|| "unmapped".to_string());
+    format!("guarded: {}", perms == "---p" || perms == "unmapped")
+}
+
 /// Recursion that no optimiser can turn into a loop: each frame keeps a
 /// buffer alive across the call.
 fn deep(n: u64) -> u64 {
@@ -360,6 +439,32 @@ fn child() {
             );
             std::process::exit(0);
         }
+        "alt_stack_guard_refused" => {
+            // Threads with no signal stack, as threads started by C code
+            // may be; on the second, the guard page of the signal stack
+            // bucle gives it cannot be made.
+            for refuse in [false, true] {
+                let report = std::thread::spawn(move || {
+                    let off = libc::stack_t {
+                        ss_sp: std::ptr::null_mut(),
+                        ss_flags: libc::SS_DISABLE,
+                        ss_size: 0,
+                    };
+                    // SAFETY: only unsets this thread's signal stack.
+                    assert_eq!(unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) }, 0);
+                    if refuse && !refuse_guard_pages_on_this_thread() {
+                        return "seccomp unavailable".to_string();
+                    }
+                    let mut g = bucle::Generator::new(|y: &bucle::Yielder<u32>, ()| y.yield_(7));
+                    assert_eq!(g.resume(()).yielded(), Some(7));
+                    signal_stack_guard()
+                })
+                .join()
+                .unwrap();
+                eprintln!("refused: {refuse}, signal stack: {report}");
+            }
+            std::process::exit(0);
+        }
         "null" => {
             use_bucle();
             // SAFETY: not safe at all: the point is a fault that is not an
@@ -462,6 +567,26 @@ fn the_previous_handlers_restart_flag_is_kept() {
     let stderr = survive("restart");
     assert!(
         stderr.contains("replaced: true, restart: true, siginfo: true, onstack: true"),
+        "{stderr}"
+    );
+}
+
+/// A signal stack bucle gives a thread always has a guard page below it:
+/// where the guard cannot be made (`mprotect` refused), the thread gets
+/// none rather than an unguarded one (the old code ignored the refusal).
+#[test]
+fn a_signal_stack_whose_guard_is_refused_is_not_installed() {
+    let stderr = survive("alt_stack_guard_refused");
+    assert!(
+        stderr.contains("refused: false, signal stack: guarded: true"),
+        "{stderr}"
+    );
+    if stderr.contains("refused: true, signal stack: seccomp unavailable") {
+        eprintln!("skipped the refused case: no seccomp filters here");
+        return;
+    }
+    assert!(
+        stderr.contains("refused: true, signal stack: none"),
         "{stderr}"
     );
 }

@@ -370,7 +370,8 @@ struct AltStack {
 /// a page; this leaves room for the previous handler too.
 const ALT_STACK_SIZE: usize = 64 * 1024;
 
-/// Gives this thread an alternate signal stack if it has none.
+/// Gives this thread an alternate signal stack, with a guard page below
+/// it, if it has none; leaves it with none if the guard cannot be made.
 fn ensure_alt_stack() {
     // SAFETY: an all-zero `stack_t` is a valid value of the C struct.
     let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
@@ -398,13 +399,27 @@ fn ensure_alt_stack() {
     if map == libc::MAP_FAILED {
         return;
     }
+    // Dropping `alt` unmaps the mapping (unsetting the signal stack first
+    // if it is this one), on every path below.
     let alt = AltStack { map, len };
-    // SAFETY: the first page of the mapping just made becomes its guard;
+    // SAFETY: changes the protection of the first page of the mapping just
+    // made, which nothing else refers to yet.
+    if unsafe { libc::mprotect(map, page, libc::PROT_NONE) } != 0 {
+        // No guard, no signal stack: a handler running off the end of an
+        // unguarded one (ours is small, but it calls the previous handler
+        // on it) would silently write over whatever mapping lies below.
+        // The usual cause is the process's map count at
+        // `vm.max_map_count` (the guard splits the mapping in two). The
+        // thread then does without, as it did before bucle: an overflow of
+        // a coroutine stack on it ends the process with a bare `SIGSEGV`
+        // instead of the report, and nothing else changes.
+        return;
+    }
+    // SAFETY: the first page of the mapping just made is now its guard;
     // the rest, inside the same mapping, is handed to the kernel as this
     // thread's signal stack, and stays mapped until `AltStack::drop` has
     // unset it.
     let installed = unsafe {
-        libc::mprotect(map, page, libc::PROT_NONE);
         let stack = libc::stack_t {
             ss_sp: map.cast::<u8>().add(page).cast(),
             ss_flags: 0,
