@@ -94,23 +94,23 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
     where
         F: FnOnce(&Yielder<Y, S>, S) -> R + 'static,
     {
-        Self::with_stack_size(DEFAULT_STACK_SIZE, body)
+        Self::try_new(body).unwrap_or_else(|e| no_stack("Generator::new", &e))
     }
 
     /// Creates a generator whose stack has `size` usable bytes (rounded up
-    /// to whole pages, at least [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)).
+    /// to whole pages, at least [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE),
+    /// at most [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE), 1 TiB).
     ///
     /// # Panics
     ///
-    /// If no stack can be mapped (see [`Generator::try_new`]).
+    /// If `size` is over [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE), or if no
+    /// stack can be mapped (see [`Generator::try_with_stack_size`]).
     pub fn with_stack_size<F>(size: usize, body: F) -> Self
     where
         F: FnOnce(&Yielder<Y, S>, S) -> R + 'static,
     {
-        match Self::try_with_stack_size(size, body) {
-            Ok(g) => g,
-            Err(e) => panic!("Generator::new could not get a stack: {e}"),
-        }
+        Self::try_with_stack_size(size, body)
+            .unwrap_or_else(|e| no_stack("Generator::with_stack_size", &e))
     }
 
     /// Like [`Generator::new`], but reports a stack that cannot be mapped.
@@ -126,12 +126,14 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
         Self::try_with_stack_size(DEFAULT_STACK_SIZE, body)
     }
 
-    /// Like [`Generator::with_stack_size`], but reports a stack that cannot
-    /// be mapped.
+    /// Like [`Generator::with_stack_size`], but reports a size or a stack
+    /// that cannot be had.
     ///
     /// # Errors
     ///
-    /// As [`Generator::try_new`].
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) if `size` is over
+    /// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE), with a message naming the
+    /// size and the limit; otherwise as [`Generator::try_new`].
     pub fn try_with_stack_size<F>(size: usize, body: F) -> io::Result<Self>
     where
         F: FnOnce(&Yielder<Y, S>, S) -> R + 'static,
@@ -189,6 +191,12 @@ impl<Y, R, S> Generator<Y, R, S> {
     pub fn is_started(&self) -> bool {
         self.co.started()
     }
+}
+
+#[cold]
+#[inline(never)]
+fn no_stack(what: &str, e: &io::Error) -> ! {
+    panic!("{what} could not get a stack: {e}")
 }
 
 #[cold]

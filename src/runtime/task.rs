@@ -635,7 +635,14 @@ impl TaskBuilder {
     }
 
     /// Gives the task a stack of `bytes` usable bytes instead of the loop's
-    /// default ([`Builder::stack_size`](crate::Builder::stack_size)).
+    /// default ([`Builder::stack_size`](crate::Builder::stack_size)),
+    /// rounded up to whole pages and to at least
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE).
+    ///
+    /// A size over [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE) (1 TiB) is
+    /// refused when the task is spawned: [`TaskBuilder::try_spawn`] returns
+    /// an [`InvalidInput`](io::ErrorKind::InvalidInput) error naming the size
+    /// and the limit, [`TaskBuilder::spawn`] panics with that message.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
@@ -658,6 +665,9 @@ impl TaskBuilder {
     ///
     /// When no stack can be mapped: the message names `vm.max_map_count`,
     /// the limit on live stacks, and the fix.
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) when the stack size
+    /// (this builder's or the loop's) is over
+    /// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE).
     ///
     /// # Panics
     ///
