@@ -358,6 +358,12 @@ pub fn run<T: 'static>(main: impl FnOnce() -> T + 'static) -> T {
 /// after the spawner suspends. Dropping the returned handle detaches the
 /// task; it keeps running.
 ///
+/// `f` may capture values of any size. A closure of up to about 1 KiB is
+/// moved onto the task's new stack; a bigger one (corosensei moves at most
+/// 1,024 bytes onto a new stack) is moved to the heap first, which costs
+/// one allocation, and is only moved out of it when the task first runs.
+/// Which of the two happens is decided at compile time from its type.
+///
 /// # Panics
 ///
 /// Outside a running loop, or if no stack can be had (see [`try_spawn`]).

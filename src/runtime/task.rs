@@ -4,11 +4,12 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
+use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use crate::generator::{Generator, Yielder, YielderSlot};
+use crate::generator::{Generator, INLINE_BODY_MAX, Yielder, YielderSlot};
 use crate::runtime::core::{self, Core, Trap, Wait};
 use crate::runtime::list::WaitList;
 use crate::timer::ScopeTimer;
@@ -689,6 +690,23 @@ impl TaskBuilder {
     }
 
     pub(crate) fn try_spawn_on<T: 'static>(
+        self,
+        core: &Rc<Core>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<Task<T>> {
+        // A body too big for the generator to keep inline (it would box the
+        // closure below, `f` and all) is boxed here instead, so that only
+        // the pointer travels through the task's layers on its stack
+        // (`run_body`, `publish`, `catch_unwind`), each of which would
+        // otherwise move a copy of it. Known at compile time.
+        if mem::size_of_val(&f) + mem::size_of::<Rc<TypedCell<T>>>() <= INLINE_BODY_MAX {
+            self.spawn_body(core, f)
+        } else {
+            self.spawn_body(core, Box::new(f))
+        }
+    }
+
+    fn spawn_body<T: 'static>(
         self,
         core: &Rc<Core>,
         f: impl FnOnce() -> T + 'static,
