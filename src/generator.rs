@@ -5,12 +5,24 @@ use std::fmt;
 use std::io;
 use std::iter::FusedIterator;
 use std::marker::PhantomData;
+use std::mem;
 use std::ptr::NonNull;
 
 use corosensei::stack::Stack;
 use corosensei::{Coroutine, CoroutineResult};
 
 use crate::stack::{self, DEFAULT_STACK_SIZE, PooledStack};
+
+/// The largest closure `corosensei::Coroutine::with_stack` accepts: it
+/// writes the closure onto the new stack, and above 1,024 bytes it panics
+/// ("type is too big to transfer", an assertion in its
+/// `allocate_obj_on_stack`) rather than return an error.
+const INLINE_ENTRY_MAX: usize = 1024;
+
+/// The largest body a generator keeps inline: what is left of
+/// [`INLINE_ENTRY_MAX`] once the entry closure has added the stack's range
+/// to it. Larger bodies are boxed (see `Generator::try_with_stack_size`).
+pub(crate) const INLINE_BODY_MAX: usize = INLINE_ENTRY_MAX - mem::size_of::<(usize, usize)>();
 
 /// What one [`Generator::resume`] produced: a yielded value, or the body's
 /// return value.
@@ -87,6 +99,12 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
     /// Creates a generator that will run `body` on a stack of the default
     /// size ([`DEFAULT_STACK_SIZE`]).
     ///
+    /// `body` may capture values of any size. The closure is moved onto the
+    /// new stack as it is when it is small; one that captures more than
+    /// about 1 KiB (corosensei's limit for that move is 1,024 bytes) is
+    /// moved to the heap first, which costs one allocation. Whether it
+    /// does is known at compile time from the closure's type.
+    ///
     /// # Panics
     ///
     /// If no stack can be mapped (see [`Generator::try_new`]).
@@ -94,23 +112,23 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
     where
         F: FnOnce(&Yielder<Y, S>, S) -> R + 'static,
     {
-        Self::with_stack_size(DEFAULT_STACK_SIZE, body)
+        Self::try_new(body).unwrap_or_else(|e| no_stack("Generator::new", &e))
     }
 
     /// Creates a generator whose stack has `size` usable bytes (rounded up
-    /// to whole pages, at least [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)).
+    /// to whole pages, at least [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE),
+    /// at most [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE), 1 TiB).
     ///
     /// # Panics
     ///
-    /// If no stack can be mapped (see [`Generator::try_new`]).
+    /// If `size` is over [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE), or if no
+    /// stack can be mapped (see [`Generator::try_with_stack_size`]).
     pub fn with_stack_size<F>(size: usize, body: F) -> Self
     where
         F: FnOnce(&Yielder<Y, S>, S) -> R + 'static,
     {
-        match Self::try_with_stack_size(size, body) {
-            Ok(g) => g,
-            Err(e) => panic!("Generator::new could not get a stack: {e}"),
-        }
+        Self::try_with_stack_size(size, body)
+            .unwrap_or_else(|e| no_stack("Generator::with_stack_size", &e))
     }
 
     /// Like [`Generator::new`], but reports a stack that cannot be mapped.
@@ -126,26 +144,53 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
         Self::try_with_stack_size(DEFAULT_STACK_SIZE, body)
     }
 
-    /// Like [`Generator::with_stack_size`], but reports a stack that cannot
-    /// be mapped.
+    /// Like [`Generator::with_stack_size`], but reports a size or a stack
+    /// that cannot be had.
     ///
     /// # Errors
     ///
-    /// As [`Generator::try_new`].
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) if `size` is over
+    /// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE), with a message naming the
+    /// size and the limit; otherwise as [`Generator::try_new`].
     pub fn try_with_stack_size<F>(size: usize, body: F) -> io::Result<Self>
     where
         F: FnOnce(&Yielder<Y, S>, S) -> R + 'static,
     {
+        // Known at compile time: each instance keeps one branch, and small
+        // bodies cost no allocation.
+        if mem::size_of::<F>() <= INLINE_BODY_MAX {
+            Self::start(size, body)
+        } else {
+            // Only the pointer travels on, and onto the new stack; the body
+            // is moved out of the box when it is called.
+            Self::start(size, Box::new(body))
+        }
+    }
+
+    /// Maps the stack and sets `body` up to run on it.
+    fn start<B>(size: usize, body: B) -> io::Result<Self>
+    where
+        B: FnOnce(&Yielder<Y, S>, S) -> R + 'static,
+    {
         let stack = stack::allocate(size)?;
         let stack_size = stack.size();
         let stack_range = (stack.limit().get(), stack.base().get());
-        let co = Coroutine::with_stack(stack, move |inner: &corosensei::Yielder<S, Y>, input| {
+        let entry = move |inner: &corosensei::Yielder<S, Y>, input| {
             let yielder = Yielder {
                 inner: NonNull::from(inner),
                 stack_range,
             };
             body(&yielder, input)
-        });
+        };
+        // `body` is at most `INLINE_BODY_MAX` bytes here (or a box), so this
+        // fits but for alignment padding (a capture aligned to more than
+        // 1 KiB); such an entry is boxed too rather than let corosensei
+        // panic. Also known at compile time.
+        let co = if mem::size_of_val(&entry) <= INLINE_ENTRY_MAX {
+            Coroutine::with_stack(stack, entry)
+        } else {
+            Coroutine::with_stack(stack, Box::new(entry))
+        };
         Ok(Generator {
             co,
             stack_size,
@@ -189,6 +234,12 @@ impl<Y, R, S> Generator<Y, R, S> {
     pub fn is_started(&self) -> bool {
         self.co.started()
     }
+}
+
+#[cold]
+#[inline(never)]
+fn no_stack(what: &str, e: &io::Error) -> ! {
+    panic!("{what} could not get a stack: {e}")
 }
 
 #[cold]

@@ -50,7 +50,9 @@ pub use runtime::{
     AnyTask, Builder, EventLoop, Handle, JoinError, Task, TaskBuilder, TaskId, call_soon,
     current_task, run, spawn, stop, try_spawn, yield_now,
 };
-pub use stack::{DEFAULT_STACK_SIZE, MAP_RESERVE, MIN_STACK_SIZE, PoolStats, stack_pool_stats};
+pub use stack::{
+    DEFAULT_STACK_SIZE, MAP_RESERVE, MAX_STACK_SIZE, MIN_STACK_SIZE, PoolStats, stack_pool_stats,
+};
 pub use timer::{
     Elapsed, Timeout, call_at, call_later, pending_timers, sleep, sleep_until, time, timeout,
     timeout_at, timeout_scope, wait_for,

@@ -52,6 +52,26 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// The smallest usable stack size accepted; smaller requests are rounded up.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
+/// The largest usable stack size accepted: 1 TiB on 64-bit targets (on
+/// 32-bit ones, the largest whole number of pages up to `isize::MAX`).
+///
+/// Larger requests are refused: the `try_` constructors and spawns return
+/// an [`io::Error`] of kind [`InvalidInput`](io::ErrorKind::InvalidInput)
+/// that names the size and this limit, the others panic with that message.
+/// 1 TiB is four million times the default and a thousand times the
+/// largest stack Go lets a goroutine grow (1 GB), so no real program is
+/// refused; yet it lies far inside the address space (128 TiB of user
+/// space on x86-64 Linux), so the rounding to pages and the guard page
+/// cannot overflow, and a nonsense size (`usize::MAX` from a bad
+/// computation, a negative number cast to `usize`) is reported as what it
+/// is. A size under the limit can still be refused by the OS (most
+/// machines will not commit a terabyte); that error says so.
+pub const MAX_STACK_SIZE: usize = if usize::BITS >= 64 {
+    (1u64 << 40) as usize
+} else {
+    isize::MAX as usize & !(4096 - 1)
+};
+
 /// How many free stacks of each size a thread keeps for reuse.
 ///
 /// Beyond this, a returning stack is unmapped. 1024 × 256 KiB is 256 MiB of
@@ -209,10 +229,48 @@ fn page_size() -> usize {
     4096
 }
 
-/// Rounds a requested stack size to the size actually used and pooled.
-pub(crate) fn round_size(size: usize) -> usize {
-    let page = page_size();
-    size.max(MIN_STACK_SIZE).div_ceil(page) * page
+/// Rounds a requested stack size to the size actually used and pooled: at
+/// least [`MIN_STACK_SIZE`], a whole number of pages.
+///
+/// # Errors
+///
+/// [`InvalidInput`](io::ErrorKind::InvalidInput) above [`MAX_STACK_SIZE`],
+/// naming the size and the limit.
+pub(crate) fn round_size(size: usize) -> io::Result<usize> {
+    if size > MAX_STACK_SIZE {
+        return Err(too_big(size));
+    }
+    // `MAX_STACK_SIZE` is a whole number of pages, so this can neither
+    // overflow nor exceed it; checked all the same.
+    size.max(MIN_STACK_SIZE)
+        .checked_next_multiple_of(page_size())
+        .ok_or_else(|| too_big(size))
+}
+
+/// The error for a size over [`MAX_STACK_SIZE`].
+#[cold]
+fn too_big(size: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "a coroutine stack of {size} bytes was asked for, more than the largest accepted, \
+             MAX_STACK_SIZE = {MAX_STACK_SIZE} bytes ({}). Stack sizes are in bytes: ask for a \
+             smaller one (the default, DEFAULT_STACK_SIZE, is {})",
+            human(MAX_STACK_SIZE),
+            human(DEFAULT_STACK_SIZE)
+        ),
+    )
+}
+
+/// `bytes` in the largest binary unit that divides it: "1 TiB", "256 KiB".
+fn human(bytes: usize) -> String {
+    let b = bytes as u64;
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if b >= 1 << shift && b % (1 << shift) == 0 {
+            return format!("{} {unit}", b >> shift);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// Takes a stack of (at least) `size` usable bytes from the pool, or maps a
@@ -220,10 +278,12 @@ pub(crate) fn round_size(size: usize) -> usize {
 ///
 /// # Errors
 ///
-/// When the OS refuses the mapping; the error message names
-/// `vm.max_map_count`, the usual culprit, and the fix.
+/// [`InvalidInput`](io::ErrorKind::InvalidInput) for a size over
+/// [`MAX_STACK_SIZE`]. When the OS refuses the mapping, the error message
+/// names the likely cause (`vm.max_map_count`, usually, or the size) and
+/// the fix.
 pub(crate) fn allocate(size: usize) -> io::Result<PooledStack> {
-    let size = round_size(size);
+    let size = round_size(size)?;
     let reused = POOL.with(|p| {
         let mut free = p.free.borrow_mut();
         let stack = free
@@ -295,17 +355,28 @@ fn budget_exhausted(size: usize, b: &MapBudget) -> io::Error {
     )
 }
 
-/// Turns a failed `mmap`/`mprotect` into an error that names the limit.
+/// Turns a failed `mmap`/`mprotect` into an error that names the limit, or
+/// the size when the limit is not what refused it.
 fn explain_map_failure(size: usize, e: io::Error) -> io::Error {
     let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());
     let mut msg = format!(
-        "could not map a {} KiB coroutine stack ({e}) with {} stacks mapped",
-        size / 1024,
+        "could not map a {} coroutine stack ({e}) with {} stacks mapped",
+        human(size),
         MAPPED.load(Ordering::Relaxed)
     );
     match (limit, count_mappings()) {
+        // Room for the two mappings of a stack: the limit is not what
+        // refused it, the memory was (overcommit, the address space,
+        // `RLIMIT_AS`), and the size is what to change.
+        (Some(limit), Some(maps)) if (maps as u64).saturating_add(2) <= limit => {
+            msg.push_str(&format!(
+                "; the process holds {maps} memory mappings, well within vm.max_map_count = \
+                 {limit}, so the OS refused the memory itself: ask for a smaller stack"
+            ));
+            return io::Error::new(e.kind(), msg);
+        }
         (Some(limit), Some(maps)) => msg.push_str(&format!(
             "; the process holds {maps} memory mappings against vm.max_map_count = {limit}"
         )),

@@ -77,7 +77,15 @@ impl Builder {
     }
 
     /// The stack size, in usable bytes, of each task spawned on this loop
-    /// (unless [`TaskBuilder::stack_size`] says otherwise).
+    /// (unless [`TaskBuilder::stack_size`] says otherwise): rounded up to
+    /// whole pages and to at least [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE).
+    ///
+    /// A size over [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE) (1 TiB) is not
+    /// refused here but by each spawn: [`EventLoop::try_spawn`] and
+    /// [`try_spawn`] return an [`InvalidInput`](io::ErrorKind::InvalidInput)
+    /// error naming the size and the limit, the other spawns (and
+    /// [`EventLoop::run_until_complete`], which spawns the main task) panic
+    /// with that message.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.opts.stack_size = bytes;
         self
@@ -407,6 +415,12 @@ pub fn run<T: 'static>(main: impl FnOnce() -> T + 'static) -> T {
 /// after the spawner suspends. Dropping the returned handle detaches the
 /// task; it keeps running.
 ///
+/// `f` may capture values of any size. A closure of up to about 1 KiB is
+/// moved onto the task's new stack; a bigger one (corosensei moves at most
+/// 1,024 bytes onto a new stack) is moved to the heap first, which costs
+/// one allocation, and is only moved out of it when the task first runs.
+/// Which of the two happens is decided at compile time from its type.
+///
 /// # Panics
 ///
 /// Outside a running loop, or if no stack can be had (see [`try_spawn`]).
@@ -420,7 +434,9 @@ pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> Task<T> {
 ///
 /// When the OS refuses another stack mapping, typically at
 /// `vm.max_map_count` (about 32 000 live tasks by default); the message
-/// names the limit and the fix.
+/// names the limit and the fix. [`InvalidInput`](io::ErrorKind::InvalidInput)
+/// when the loop's stack size ([`Builder::stack_size`]) is over
+/// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE).
 ///
 /// # Panics
 ///

@@ -4,11 +4,12 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
+use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use crate::generator::{Generator, Yielder, YielderSlot};
+use crate::generator::{Generator, INLINE_BODY_MAX, Yielder, YielderSlot};
 use crate::runtime::core::{self, Core, Trap, Wait};
 use crate::runtime::list::WaitList;
 use crate::runtime::scope::ScopeTimer;
@@ -649,7 +650,14 @@ impl TaskBuilder {
     }
 
     /// Gives the task a stack of `bytes` usable bytes instead of the loop's
-    /// default ([`Builder::stack_size`](crate::Builder::stack_size)).
+    /// default ([`Builder::stack_size`](crate::Builder::stack_size)),
+    /// rounded up to whole pages and to at least
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE).
+    ///
+    /// A size over [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE) (1 TiB) is
+    /// refused when the task is spawned: [`TaskBuilder::try_spawn`] returns
+    /// an [`InvalidInput`](io::ErrorKind::InvalidInput) error naming the size
+    /// and the limit, [`TaskBuilder::spawn`] panics with that message.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
@@ -672,6 +680,9 @@ impl TaskBuilder {
     ///
     /// When no stack can be mapped: the message names `vm.max_map_count`,
     /// the limit on live stacks, and the fix.
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) when the stack size
+    /// (this builder's or the loop's) is over
+    /// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE).
     ///
     /// # Panics
     ///
@@ -693,6 +704,23 @@ impl TaskBuilder {
     }
 
     pub(crate) fn try_spawn_on<T: 'static>(
+        self,
+        core: &Rc<Core>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<Task<T>> {
+        // A body too big for the generator to keep inline (it would box the
+        // closure below, `f` and all) is boxed here instead, so that only
+        // the pointer travels through the task's layers on its stack
+        // (`run_body`, `publish`, `catch_unwind`), each of which would
+        // otherwise move a copy of it. Known at compile time.
+        if mem::size_of_val(&f) + mem::size_of::<Rc<TypedCell<T>>>() <= INLINE_BODY_MAX {
+            self.spawn_body(core, f)
+        } else {
+            self.spawn_body(core, Box::new(f))
+        }
+    }
+
+    fn spawn_body<T: 'static>(
         self,
         core: &Rc<Core>,
         f: impl FnOnce() -> T + 'static,

@@ -15,9 +15,12 @@
 //! Everything else is left as it would have been:
 //! - Any other fault, or a signal sent by `kill`, goes to the action that
 //!   was installed before (Rust's own handler, usually), honouring its
-//!   `SA_RESETHAND`, `SA_NODEFER` and mask; a default action ends the
-//!   process as before.
+//!   `SA_RESETHAND`, `SA_NODEFER`, `SA_RESTART` and mask; a default action
+//!   ends the process as before.
 //! - A signal that was ignored stays ignored: no handler goes in over it.
+//! - A fault on another thread while the handler goes in still reaches the
+//!   previous action: that action is recorded before the handler is
+//!   installed, never after.
 //! - A handler a program installs after bucle's replaces it (and then no
 //!   overflow is reported). A library that embeds bucle and is unloaded
 //!   with `dlclose` must not be, once a stack has been mapped: the handler
@@ -112,7 +115,38 @@ thread_local! {
 /// The actions that were installed before ours, for `SIGSEGV` and
 /// `SIGBUS`: faults that are not a coroutine overflow go to them. Unset for
 /// a signal that was ignored (ours is not installed over `SIG_IGN`).
-static PREVIOUS: [OnceLock<libc::sigaction>; 2] = [OnceLock::new(), OnceLock::new()];
+static PREVIOUS: [Previous; 2] = [Previous::new(), Previous::new()];
+
+/// The action ours took over from, for one signal.
+///
+/// Filled in two steps so that the handler never runs without it: `read`
+/// is stored *before* ours is installed, `replaced` after. A handler that
+/// found neither would take the fault for one with the default action and
+/// reset it, killing a process whose own handler (a JIT's, a GC's) would
+/// have recovered: that was the old order, install first and record after.
+struct Previous {
+    /// The action read just before ours was installed.
+    read: OnceLock<libc::sigaction>,
+    /// The action the installing `sigaction` call actually replaced: the
+    /// same as `read`, unless another thread changed the action between
+    /// the two calls.
+    replaced: OnceLock<libc::sigaction>,
+}
+
+impl Previous {
+    const fn new() -> Self {
+        Previous {
+            read: OnceLock::new(),
+            replaced: OnceLock::new(),
+        }
+    }
+
+    /// The action to forward to. Async-signal-safe: `OnceLock::get` is
+    /// one atomic load.
+    fn get(&self) -> Option<&libc::sigaction> {
+        self.replaced.get().or_else(|| self.read.get())
+    }
+}
 static INSTALL: Once = Once::new();
 const SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
 
@@ -162,19 +196,39 @@ fn install() {
             // Ignored on purpose (and inherited so by children): leave it.
             continue;
         }
+        // Recorded before ours goes in, so that from the instant the kernel
+        // can call `on_fault` (once the `sigaction` below has taken the
+        // signal-table lock that delivery takes too, which orders this
+        // store before any such call), it has an action to forward to.
+        // Should a fault arrive between the install and the `replaced`
+        // store below, the handler forwards it to this one: the action in
+        // force until a moment before. It could only be the wrong one if
+        // another thread changed the action between these two `sigaction`
+        // calls; that fault then goes to the action the other thread had
+        // just replaced, and every later one to the new one.
+        let _ = previous.read.set(old);
         let mut action = empty_action();
         action.sa_sigaction = on_fault as *const () as usize;
         // The previous handler is called from ours, not by the kernel, so
-        // ours carries its mask and its `SA_NODEFER` (a handler that
-        // `longjmp`s out relies on the signal not staying blocked).
+        // ours carries what the kernel would have applied around it: its
+        // mask, its `SA_NODEFER` (a handler that `longjmp`s out relies on
+        // the signal not staying blocked) and its `SA_RESTART` (system
+        // calls the signal interrupts restart instead of failing with
+        // `EINTR`). Of its other flags, `SA_SIGINFO` and `SA_ONSTACK` are
+        // ours anyway, `SA_RESETHAND` is honoured by `call_previous` (the
+        // kernel must not reset *our* handler), and the rest mean nothing
+        // for these two signals (`SA_NOCLDSTOP`, `SA_NOCLDWAIT`) or belong
+        // to the C library (`SA_RESTORER`, which it sets itself).
         action.sa_mask = old.sa_mask;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | (old.sa_flags & libc::SA_NODEFER);
+        action.sa_flags = libc::SA_SIGINFO
+            | libc::SA_ONSTACK
+            | (old.sa_flags & (libc::SA_NODEFER | libc::SA_RESTART));
         let mut replaced = empty_action();
         // SAFETY: installs a handler with the three-argument signature
         // `SA_SIGINFO` asks for, and reads back the action it replaced (in
-        // one call, so none installed in between is lost).
+        // one call, so none installed since the read above is lost).
         if unsafe { libc::sigaction(sig, &action, &mut replaced) } == 0 {
-            let _ = previous.set(replaced);
+            let _ = previous.replaced.set(replaced);
         }
     }
 }
@@ -199,6 +253,10 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         {
             call_previous(previous, sig, info, ctx);
         }
+        // The default action, or an ignored signal (another thread set
+        // `SIG_IGN` while ours went in). `None` cannot happen while the
+        // handler `install` put in is the one installed: it records the
+        // previous action before installing (see `Previous`).
         previous => {
             let ignored = previous.is_some_and(|p| p.sa_sigaction == libc::SIG_IGN);
             if ignored && code <= 0 {
@@ -312,7 +370,8 @@ struct AltStack {
 /// a page; this leaves room for the previous handler too.
 const ALT_STACK_SIZE: usize = 64 * 1024;
 
-/// Gives this thread an alternate signal stack if it has none.
+/// Gives this thread an alternate signal stack, with a guard page below
+/// it, if it has none; leaves it with none if the guard cannot be made.
 fn ensure_alt_stack() {
     // SAFETY: an all-zero `stack_t` is a valid value of the C struct.
     let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
@@ -340,13 +399,27 @@ fn ensure_alt_stack() {
     if map == libc::MAP_FAILED {
         return;
     }
+    // Dropping `alt` unmaps the mapping (unsetting the signal stack first
+    // if it is this one), on every path below.
     let alt = AltStack { map, len };
-    // SAFETY: the first page of the mapping just made becomes its guard;
+    // SAFETY: changes the protection of the first page of the mapping just
+    // made, which nothing else refers to yet.
+    if unsafe { libc::mprotect(map, page, libc::PROT_NONE) } != 0 {
+        // No guard, no signal stack: a handler running off the end of an
+        // unguarded one (ours is small, but it calls the previous handler
+        // on it) would silently write over whatever mapping lies below.
+        // The usual cause is the process's map count at
+        // `vm.max_map_count` (the guard splits the mapping in two). The
+        // thread then does without, as it did before bucle: an overflow of
+        // a coroutine stack on it ends the process with a bare `SIGSEGV`
+        // instead of the report, and nothing else changes.
+        return;
+    }
+    // SAFETY: the first page of the mapping just made is now its guard;
     // the rest, inside the same mapping, is handed to the kernel as this
     // thread's signal stack, and stays mapped until `AltStack::drop` has
     // unset it.
     let installed = unsafe {
-        libc::mprotect(map, page, libc::PROT_NONE);
         let stack = libc::stack_t {
             ss_sp: map.cast::<u8>().add(page).cast(),
             ss_flags: 0,
