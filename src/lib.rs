@@ -33,10 +33,12 @@ mod combinators;
 mod future;
 pub mod generator;
 pub mod io;
+pub mod net;
 pub mod round_robin;
 pub mod runtime;
 mod stack;
 pub mod sync;
+mod thread;
 pub mod timer;
 
 pub use combinators::{
@@ -46,10 +48,12 @@ pub use future::{Future, FutureError, InvalidState};
 pub use generator::{Generator, GeneratorState, Yielder};
 pub use round_robin::{RoundRobin, RoundRobinTask, Spawner};
 pub use runtime::core::ExceptionContext;
+pub use runtime::remote::{LoopClosed, Remote};
 pub use runtime::{
     AnyTask, Builder, EventLoop, Handle, JoinError, Task, TaskBuilder, TaskId, call_soon,
-    current_task, run, spawn, stop, try_spawn, yield_now,
+    current_task, remote, run, spawn, stop, try_spawn, yield_now,
 };
+pub use thread::{WORKER_IDLE_TIMEOUT, max_workers, to_thread};
 pub use stack::{
     DEFAULT_STACK_SIZE, MAP_RESERVE, MAX_STACK_SIZE, MIN_STACK_SIZE, PoolStats, stack_pool_stats,
 };

@@ -290,10 +290,13 @@ pub(crate) struct Core {
     /// What remote handles share with this loop, made on first use (with
     /// the reactor, whose poller they notify).
     remote: OnceCell<Arc<remote::Shared>>,
-    /// Tasks waiting on a worker thread (`to_thread`): while nonzero the
-    /// loop blocks for the result instead of reporting a deadlock, and the
-    /// virtual clock does not jump.
-    pub(crate) threads: Cell<usize>,
+    /// Tasks waiting on a worker thread (`to_thread`), by job id: while
+    /// any is here the loop blocks for the result instead of reporting a
+    /// deadlock, and the virtual clock does not jump. An entry leaves when
+    /// the job's result arrives or its task stops waiting.
+    threads: RefCell<std::collections::HashMap<u64, Waker>>,
+    /// The next job id.
+    next_job: Cell<u64>,
     /// Reused buffer of the wakers the reactor hands back each tick.
     woken: RefCell<Vec<Waker>>,
 }
@@ -421,7 +424,8 @@ impl Core {
             clock: Clock::new(opts.virtual_time),
             reactor: OnceCell::new(),
             remote: OnceCell::new(),
-            threads: Cell::new(0),
+            threads: RefCell::new(std::collections::HashMap::new()),
+            next_job: Cell::new(0),
             woken: RefCell::new(Vec::new()),
         })
     }
@@ -575,7 +579,7 @@ impl Core {
             if !self.ready.borrow().is_empty() {
                 return None;
             }
-            if let Some(deadline) = next.filter(|_| self.threads.get() == 0) {
+            if let Some(deadline) = next.filter(|_| self.threads.borrow().is_empty()) {
                 return self.clock.wait_until(deadline);
             }
             self.poll_io(None);
@@ -591,7 +595,7 @@ impl Core {
     /// remote handle in another thread's hands.
     #[inline]
     fn outside_can_wake(&self) -> bool {
-        self.threads.get() > 0
+        !self.threads.borrow().is_empty()
             || self.reactor.get().is_some_and(|r| r.waiters() > 0)
             || self.remote.get().is_some_and(|r| Arc::strong_count(r) > 1)
     }
@@ -633,6 +637,29 @@ impl Core {
         }
         let r = Reactor::new()?;
         Ok(self.reactor.get_or_init(|| r))
+    }
+
+    /// Records that a task waits (with `waker`) for a worker thread's job;
+    /// returns the job's id.
+    pub(crate) fn park_for_thread(&self, waker: Waker) -> u64 {
+        let id = self.next_job.get();
+        self.next_job.set(id + 1);
+        self.threads.borrow_mut().insert(id, waker);
+        id
+    }
+
+    /// The task waiting on job `id` stops waiting (its waker, if still
+    /// here, is handed back for the caller to drop).
+    pub(crate) fn unpark_thread(&self, id: u64) -> Option<Waker> {
+        self.threads.borrow_mut().remove(&id)
+    }
+
+    /// Job `id`'s result is in: wake its task, if it still waits.
+    pub(crate) fn thread_done(&self, id: u64) {
+        let waker = self.unpark_thread(id);
+        if let Some(w) = waker {
+            w.wake_on(self);
+        }
     }
 
     /// A remote handle to this loop (see [`Remote`]).

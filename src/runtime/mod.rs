@@ -2,7 +2,7 @@
 
 pub(crate) mod core;
 pub(crate) mod list;
-pub(crate) mod remote;
+pub mod remote;
 pub(crate) mod scope;
 pub(crate) mod task;
 
@@ -338,6 +338,33 @@ impl EventLoop {
         Handle::timer(&self.core, when, Box::new(callback))
     }
 
+    /// A `Send + Sync` handle other threads use to schedule callbacks on
+    /// this loop ([`Remote::call_soon_threadsafe`](crate::Remote::call_soon_threadsafe)).
+    ///
+    /// # Panics
+    ///
+    /// If the OS refuses the loop a poller (out of file descriptors).
+    pub fn remote(&self) -> crate::Remote {
+        self.core
+            .remote()
+            .unwrap_or_else(|e| panic!("EventLoop::remote: could not open the loop's poller: {e}"))
+    }
+
+    /// Runs `f` on a worker thread, as a task that finishes with `f`'s
+    /// result: `loop.run_in_executor(None, f)`. The task can be joined,
+    /// gathered or cancelled like any other (see [`to_thread`](crate::to_thread)).
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed.
+    pub fn run_in_executor<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Task<T> {
+        self.check_open("EventLoop::run_in_executor");
+        TaskBuilder::new().spawn_on(&self.core, move || crate::to_thread(f))
+    }
+
     /// The loop clock (see [`time`](crate::time)).
     pub fn time(&self) -> Duration {
         self.core.clock.now()
@@ -475,6 +502,18 @@ pub fn current_task() -> Option<AnyTask> {
 /// Outside a running loop.
 pub fn call_soon(callback: impl FnOnce() + 'static) -> Handle {
     Handle::soon(&core::running("bucle::call_soon"), Box::new(callback))
+}
+
+/// A [`Remote`](crate::Remote) handle to the running loop, for other
+/// threads.
+///
+/// # Panics
+///
+/// Outside a running loop, or if the OS refuses the loop a poller.
+pub fn remote() -> crate::Remote {
+    core::running("bucle::remote")
+        .remote()
+        .unwrap_or_else(|e| panic!("bucle::remote: could not open the loop's poller: {e}"))
 }
 
 /// Asks the running loop to stop after the current tick: `loop.stop()`.
