@@ -198,3 +198,26 @@ fn deadlock_after_the_last_timer_fires_is_reported() {
     .unwrap_err();
     assert!(err.starts_with("bucle: deadlock"), "{err}");
 }
+
+#[test]
+fn a_task_waiting_on_io_is_not_deadlocked() {
+    // No timer, nothing ready, no remote handle: only a socket can wake the
+    // task, so the loop blocks in the poller instead of reporting.
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    let (a, b) = UnixStream::pair().unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        (&b).write_all(b"x").unwrap();
+        b
+    });
+    let got = bucle::run(move || {
+        let a = bucle::io::AsyncFd::new(a).unwrap();
+        let mut buf = [0u8; 1];
+        a.read_with(|s| (&*s).read(&mut buf)).unwrap();
+        buf[0]
+    });
+    assert_eq!(got, b'x');
+    drop(writer.join().unwrap());
+}

@@ -427,3 +427,44 @@ fn a_sleep_past_the_clocks_range_still_yields_to_cancellation_and_timeouts() {
     });
     assert!(cancelled && timed_out);
 }
+
+/// The rule with real I/O: the clock jumps to the next timer only once a
+/// non-blocking poll has delivered what has already arrived; a task
+/// waiting on I/O does not hold the clock back (a server idle on a socket
+/// must not freeze time).
+#[test]
+fn with_io_the_virtual_clock_delivers_what_arrived_then_jumps() {
+    use bucle::io::AsyncFd;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    let lp = EventLoop::builder().virtual_time().build();
+    let (idle_end, _idle_peer) = UnixStream::pair().unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    let (read_at, slept_to) = lp.run_until_complete(move || {
+        // Never gets data: waits on I/O the whole run.
+        let idle = AsyncFd::new(idle_end).unwrap();
+        let idle_task = spawn(move || {
+            let mut buf = [0u8; 1];
+            let _ = idle.read_with(|s| (&*s).read(&mut buf));
+        });
+        let reader = AsyncFd::new(a).unwrap();
+        let r = spawn(move || {
+            let mut buf = [0u8; 5];
+            reader.read_with(|s| (&*s).read(&mut buf)).unwrap();
+            time()
+        });
+        yield_now(); // both are parked on I/O now
+        (&b).write_all(b"hello").unwrap();
+        sleep(secs(10));
+        let slept_to = time();
+        idle_task.cancel();
+        (r.join().unwrap(), slept_to)
+    });
+    assert_eq!(
+        read_at,
+        Duration::ZERO,
+        "data that had arrived waited for the jump"
+    );
+    assert_eq!(slept_to, secs(10));
+}

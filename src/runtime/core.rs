@@ -37,9 +37,9 @@
 //!    first change.
 
 use std::any::Any;
+use std::cell::OnceCell;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::cell::OnceCell;
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
@@ -558,6 +558,8 @@ impl Core {
     /// Returns the loop time if it read the clock and then did not block,
     /// so phase 2 need not read it again.
     fn phase_wait(&self, who: &str) -> Option<Duration> {
+        // Calls other threads already sent (their handles may be gone).
+        self.drain_remote();
         if !self.ready.borrow().is_empty() || self.stopping.get() {
             // Work to do, or asked to stop after this tick: don't block.
             if self.outside_can_wake() {
@@ -619,6 +621,12 @@ impl Core {
             }
             *self.woken.borrow_mut() = woken;
         }
+        self.drain_remote();
+    }
+
+    /// Moves the callbacks other threads sent to the ready queue.
+    #[inline]
+    fn drain_remote(&self) {
         if let Some(remote) = self.remote.get() {
             for f in remote.take() {
                 self.push_ready(Runnable::Call(f));
@@ -954,6 +962,10 @@ impl fmt::Debug for Core {
             .field("closed", &self.closed.get())
             .field("ready", &self.ready.borrow().len())
             .field("tasks", &self.live_tasks())
+            .field(
+                "io_sources",
+                &self.reactor.get().map_or(0, Reactor::sources),
+            )
             .finish()
     }
 }
