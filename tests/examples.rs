@@ -104,6 +104,12 @@ const EXAMPLES: &[Example] = &[
         real_clock: false,
     },
     Example {
+        name: "05_echo",
+        chapter: "docs/05-io.md",
+        python: None,
+        real_clock: false,
+    },
+    Example {
         name: "05_to_thread",
         chapter: "docs/05-io.md",
         python: Some("examples/python/05_to_thread.py"),
