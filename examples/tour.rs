@@ -16,9 +16,10 @@ fn main() {
     stage_2_round_robin();
     stage_3_awaitables();
     stage_4_timers();
+    stage_5_io();
     chapter_6_sync();
     println!();
-    println!("End of the tour (stages 1-4 and chapter 6 so far). Every story: see README.md.");
+    println!("End of the tour (stages 1-5 and chapter 6). Every story: see README.md.");
 }
 
 /// Prints a stage header.
@@ -395,6 +396,100 @@ fn stage_4_timers() {
             "   {:.1} ns per timeout; live timers left: {}",
             start.elapsed().as_nanos() as f64 / 100_000.0,
             bucle::pending_timers()
+        );
+    });
+}
+
+/// Stage 5: the reactor, sockets, and work on other threads.
+fn stage_5_io() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::Duration;
+
+    use bucle::net::{TcpListener, TcpStream};
+    header(
+        5,
+        "I/O: the reactor, sockets, and other threads",
+        "bucle::io, bucle::net",
+        "docs/05-io.md",
+        "05_echo",
+    );
+
+    println!("-- an echo server and 100 clients on one loop, one task per connection");
+    bucle::run(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let start = Instant::now();
+        let server = bucle::spawn(move || {
+            loop {
+                let (conn, _) = listener.accept().unwrap();
+                bucle::spawn(move || {
+                    // std's BufRead over a socket: suspends this task only.
+                    for line in BufReader::new(&conn).lines() {
+                        let line = line.unwrap();
+                        writeln!(&conn, "{line}").unwrap();
+                    }
+                });
+            }
+        });
+        let clients = (0..100).map(|i| {
+            bucle::spawn(move || {
+                let conn = TcpStream::connect(addr).unwrap();
+                let mut reader = BufReader::new(&conn);
+                let mut total = 0;
+                for round in 0..100 {
+                    writeln!(&conn, "client {i} round {round}").unwrap();
+                    let mut reply = String::new();
+                    reader.read_line(&mut reply).unwrap();
+                    total += reply.len();
+                }
+                total
+            })
+        });
+        let bytes: usize = bucle::gather(clients).unwrap().into_iter().sum();
+        let elapsed = start.elapsed();
+        println!(
+            "   10 000 round trips ({bytes} bytes echoed) in {:.1} ms: {:.0} round trips/s",
+            elapsed.as_secs_f64() * 1e3,
+            10_000.0 / elapsed.as_secs_f64()
+        );
+        server.cancel();
+    });
+
+    println!("-- a timeout unwinds a parked read; the socket stays usable");
+    bucle::run(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = bucle::spawn(move || TcpStream::connect(addr).unwrap());
+        let (conn, _) = listener.accept().unwrap();
+        let client = client.join().unwrap();
+        let mut buf = [0u8; 8];
+        let r = bucle::timeout(Duration::from_millis(5), || {
+            std::io::Read::read(&mut &conn, &mut buf)
+        });
+        println!("   read with nothing sent: {}", if r.is_err() { "timed out" } else { "data?" });
+        (&client).write_all(b"later").unwrap();
+        let n = std::io::Read::read(&mut &conn, &mut buf).unwrap();
+        println!("   then: {:?}", String::from_utf8_lossy(&buf[..n]));
+    });
+
+    println!("-- to_thread: blocking work on a worker thread while the loop goes on");
+    bucle::run(|| {
+        let start = Instant::now();
+        let blocking = bucle::spawn(|| {
+            bucle::to_thread(|| {
+                std::thread::sleep(Duration::from_millis(30)); // would freeze every task here
+                "slept 30 ms on a worker"
+            })
+        });
+        let mut ticks = 0;
+        while !blocking.is_done() {
+            bucle::sleep(Duration::from_millis(5));
+            ticks += 1;
+        }
+        println!(
+            "   {} ; meanwhile the loop ticked {ticks} times ({:.0} ms)",
+            blocking.join().unwrap(),
+            start.elapsed().as_secs_f64() * 1e3
         );
     });
 }

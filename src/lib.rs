@@ -11,7 +11,7 @@
 //! | 2. round-robin scheduler | [`round_robin`] | `docs/02-round-robin.md` | `examples/02_round_robin.rs` |
 //! | 3. awaitables: event loop, tasks, futures | [`runtime`] | `docs/03-awaitables.md` | `examples/03_*.rs` |
 //! | 4. timers: sleep, call_later, timeouts | [`timer`] | `docs/04-timers.md` | `examples/04_*.rs` |
-//! | 5. I/O: the reactor, sockets, streams | (to come) | `docs/05-*.md` | |
+//! | 5. I/O: the reactor, sockets, other threads | [`io`], [`net`] | `docs/05-io.md` | `examples/05_*.rs` |
 //! | locks, semaphores, events, queues | [`sync`] | `docs/06-sync-and-queues.md` | `examples/06_*.rs` |
 //!
 //! Start with [`generator`]: its documentation is chapter 1.
