@@ -13,11 +13,17 @@ use bucle::EventLoop;
 static INICIO: OnceLock<Instant> = OnceLock::new();
 
 fn ahora() -> String {
-    format!("{:.0}s", INICIO.get_or_init(Instant::now).elapsed().as_secs_f64())
+    format!(
+        "{:.0}s",
+        INICIO.get_or_init(Instant::now).elapsed().as_secs_f64()
+    )
 }
 
 fn rutina(nombre: &str, duracion: u64) -> u64 {
-    println!("Nombre: {nombre}, inicio: {}, duracion: {duracion}s", ahora());
+    println!(
+        "Nombre: {nombre}, inicio: {}, duracion: {duracion}s",
+        ahora()
+    );
     std::thread::sleep(Duration::from_secs(duracion)); // bloquea su hilo, no el bucle
     println!("Nombre: {nombre}, fin: {}", ahora());
     duracion

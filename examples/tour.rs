@@ -466,7 +466,10 @@ fn stage_5_io() {
         let r = bucle::timeout(Duration::from_millis(5), || {
             std::io::Read::read(&mut &conn, &mut buf)
         });
-        println!("   read with nothing sent: {}", if r.is_err() { "timed out" } else { "data?" });
+        println!(
+            "   read with nothing sent: {}",
+            if r.is_err() { "timed out" } else { "data?" }
+        );
         (&client).write_all(b"later").unwrap();
         let n = std::io::Read::read(&mut &conn, &mut buf).unwrap();
         println!("   then: {:?}", String::from_utf8_lossy(&buf[..n]));

@@ -67,7 +67,9 @@ impl Pool {
     fn submit(&'static self, job: Job) {
         let mut st = lock(&self.state);
         st.jobs.push_back(job);
-        if st.idle > 0 {
+        if st.jobs.len() <= st.idle {
+            // An idle worker is left for every queued job (one woken a
+            // moment ago counts as idle until it takes its job).
             drop(st);
             self.work.notify_one();
             return;

@@ -286,7 +286,10 @@ fn nodelay_is_on_for_connected_and_accepted_streams() {
         assert!(accepted.nodelay().unwrap());
         // Debug names the addresses.
         let dbg = format!("{client:?} {listener:?}");
-        assert!(dbg.contains("TcpStream") && dbg.contains("TcpListener"), "{dbg}");
+        assert!(
+            dbg.contains("TcpStream") && dbg.contains("TcpListener"),
+            "{dbg}"
+        );
         assert!(dbg.contains("127.0.0.1"), "{dbg}");
     });
 }
@@ -415,7 +418,10 @@ fn timed_out_and_cancelled_writes_lose_and_duplicate_nothing() {
         (&server).read_to_end(&mut got).unwrap();
         finish.join().unwrap();
         assert_eq!(got.len(), written.get());
-        assert!(got == pattern(0, got.len()), "bytes lost, reordered or doubled");
+        assert!(
+            got == pattern(0, got.len()),
+            "bytes lost, reordered or doubled"
+        );
     });
 }
 
@@ -460,5 +466,8 @@ fn an_idle_wait_for_a_connection_does_not_spin() {
         assert!(r.is_err());
         cpu() - before
     });
-    assert!(used < ms(50), "the loop used {used:?} of CPU in 200 ms idle");
+    assert!(
+        used < ms(50),
+        "the loop used {used:?} of CPU in 200 ms idle"
+    );
 }

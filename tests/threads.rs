@@ -305,6 +305,20 @@ fn to_thread_outside_a_task_is_refused() {
         assert!(err.contains("outside any task"), "{err}");
         d.set(true);
     });
-    lp.run_until_complete(|| bucle::yield_now());
+    lp.run_until_complete(bucle::yield_now);
     assert!(done.get());
+}
+
+#[test]
+fn two_jobs_submitted_at_once_run_at_once_even_with_one_idle_worker() {
+    // One worker idle from an earlier job: a second job submitted before it
+    // wakes must get a thread of its own, not wait behind the first.
+    bucle::run(|| bucle::to_thread(|| ()));
+    let started = Instant::now();
+    bucle::run(|| {
+        let a = bucle::spawn(|| bucle::to_thread(|| std::thread::sleep(ms(50))));
+        let b = bucle::spawn(|| bucle::to_thread(|| std::thread::sleep(ms(50))));
+        bucle::gather([a, b]).unwrap();
+    });
+    assert!(started.elapsed() < ms(95), "{:?}: the jobs ran one after the other", started.elapsed());
 }
