@@ -286,7 +286,10 @@ fn nodelay_is_on_for_connected_and_accepted_streams() {
         assert!(accepted.nodelay().unwrap());
         // Debug names the addresses.
         let dbg = format!("{client:?} {listener:?}");
-        assert!(dbg.contains("TcpStream") && dbg.contains("TcpListener"), "{dbg}");
+        assert!(
+            dbg.contains("TcpStream") && dbg.contains("TcpListener"),
+            "{dbg}"
+        );
         assert!(dbg.contains("127.0.0.1"), "{dbg}");
     });
 }
@@ -327,7 +330,7 @@ fn a_timed_out_read_loses_nothing_and_the_stream_is_reused() {
         assert!(matches!(r, Err(Elapsed { .. })));
         assert!(start.elapsed() >= ms(20));
         // Again, through std's Read on &TcpStream.
-        let r = timeout(ms(5), || (&server).read(&mut buf));
+        let r = timeout(ms(5), || Read::read(&mut &server, &mut buf));
         assert!(r.is_err());
         client.write_all(b"late").unwrap();
         let n = server.read(&mut buf).unwrap();
@@ -395,7 +398,7 @@ fn timed_out_and_cancelled_writes_lose_and_duplicate_nothing() {
         let writer = spawn(move || {
             loop {
                 let chunk = pattern(w.get(), 16 * 1024);
-                let n = (&*c).write(&chunk).unwrap();
+                let n = Write::write(&mut &*c, &chunk).unwrap();
                 w.set(w.get() + n);
             }
         });
@@ -415,7 +418,10 @@ fn timed_out_and_cancelled_writes_lose_and_duplicate_nothing() {
         (&server).read_to_end(&mut got).unwrap();
         finish.join().unwrap();
         assert_eq!(got.len(), written.get());
-        assert!(got == pattern(0, got.len()), "bytes lost, reordered or doubled");
+        assert!(
+            got == pattern(0, got.len()),
+            "bytes lost, reordered or doubled"
+        );
     });
 }
 
@@ -460,5 +466,8 @@ fn an_idle_wait_for_a_connection_does_not_spin() {
         assert!(r.is_err());
         cpu() - before
     });
-    assert!(used < ms(50), "the loop used {used:?} of CPU in 200 ms idle");
+    assert!(
+        used < ms(50),
+        "the loop used {used:?} of CPU in 200 ms idle"
+    );
 }
