@@ -330,7 +330,7 @@ fn a_timed_out_read_loses_nothing_and_the_stream_is_reused() {
         assert!(matches!(r, Err(Elapsed { .. })));
         assert!(start.elapsed() >= ms(20));
         // Again, through std's Read on &TcpStream.
-        let r = timeout(ms(5), || (&server).read(&mut buf));
+        let r = timeout(ms(5), || Read::read(&mut &server, &mut buf));
         assert!(r.is_err());
         client.write_all(b"late").unwrap();
         let n = server.read(&mut buf).unwrap();
@@ -398,7 +398,7 @@ fn timed_out_and_cancelled_writes_lose_and_duplicate_nothing() {
         let writer = spawn(move || {
             loop {
                 let chunk = pattern(w.get(), 16 * 1024);
-                let n = (&*c).write(&chunk).unwrap();
+                let n = Write::write(&mut &*c, &chunk).unwrap();
                 w.set(w.get() + n);
             }
         });

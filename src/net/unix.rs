@@ -21,15 +21,16 @@ use crate::io::AsyncFd;
 /// let dir = std::env::temp_dir().join(format!("bucle-doc-unix-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("echo.sock");
-/// bucle::run(|| {
-///     let listener = UnixListener::bind(&path).unwrap();
+/// let p = path.clone();
+/// bucle::run(move || {
+///     let listener = UnixListener::bind(&p).unwrap();
 ///     let server = bucle::spawn(move || {
 ///         let (mut conn, _) = listener.accept().unwrap();
 ///         let mut buf = [0u8; 4];
 ///         conn.read_exact(&mut buf).unwrap();
 ///         conn.write_all(&buf).unwrap();
 ///     });
-///     let mut client = UnixStream::connect(&path).unwrap();
+///     let mut client = UnixStream::connect(&p).unwrap();
 ///     client.write_all(b"ping").unwrap();
 ///     let mut buf = [0u8; 4];
 ///     client.read_exact(&mut buf).unwrap();
