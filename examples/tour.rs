@@ -470,7 +470,7 @@ fn stage_5_io() {
             "   read with nothing sent: {}",
             if r.is_err() { "timed out" } else { "data?" }
         );
-        (&client).write_all(b"later").unwrap();
+        client.write_all(b"later").unwrap();
         let n = std::io::Read::read(&mut &conn, &mut buf).unwrap();
         println!("   then: {:?}", String::from_utf8_lossy(&buf[..n]));
     });

@@ -101,7 +101,6 @@ fn ten_thousand_idle_connections_on_one_loop() {
             tasks.push(bucle::spawn(move || {
                 // Idle until the client goes: then read returns 0.
                 let mut buf = [0u8; 64];
-                let mut conn = conn;
                 while conn.read(&mut buf).expect("read") > 0 {}
             }));
             assert!(

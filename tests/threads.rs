@@ -320,5 +320,9 @@ fn two_jobs_submitted_at_once_run_at_once_even_with_one_idle_worker() {
         let b = bucle::spawn(|| bucle::to_thread(|| std::thread::sleep(ms(50))));
         bucle::gather([a, b]).unwrap();
     });
-    assert!(started.elapsed() < ms(95), "{:?}: the jobs ran one after the other", started.elapsed());
+    assert!(
+        started.elapsed() < ms(95),
+        "{:?}: the jobs ran one after the other",
+        started.elapsed()
+    );
 }
