@@ -402,7 +402,7 @@ fn stage_4_timers() {
 
 /// Stage 5: the reactor, sockets, and work on other threads.
 fn stage_5_io() {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader};
     use std::time::Duration;
 
     use bucle::net::{TcpListener, TcpStream};
@@ -425,8 +425,9 @@ fn stage_5_io() {
                 bucle::spawn(move || {
                     // std's BufRead over a socket: suspends this task only.
                     for line in BufReader::new(&conn).lines() {
-                        let line = line.unwrap();
-                        writeln!(&conn, "{line}").unwrap();
+                        // One write per line: `writeln!` on an unbuffered
+                        // socket would send each formatted piece apart.
+                        conn.write_all(format!("{}\n", line.unwrap()).as_bytes()).unwrap();
                     }
                 });
             }
@@ -437,7 +438,7 @@ fn stage_5_io() {
                 let mut reader = BufReader::new(&conn);
                 let mut total = 0;
                 for round in 0..100 {
-                    writeln!(&conn, "client {i} round {round}").unwrap();
+                    conn.write_all(format!("client {i} round {round}\n").as_bytes()).unwrap();
                     let mut reply = String::new();
                     reader.read_line(&mut reply).unwrap();
                     total += reply.len();
