@@ -9,13 +9,10 @@ use std::rc::Rc;
 
 use crate::io::reactor::{Dir, SetWaiter, SourceKey};
 use crate::io::sys;
+pub use crate::runtime::core::COOP_BUDGET;
 use crate::runtime::core::{self, Core, Wait};
 use crate::runtime::task::TaskRef;
 
-/// I/O operations a task may complete in a row without suspending before it
-/// yields to the others anyway (tokio's coop budget): a socket that is
-/// always ready must not starve the rest of the loop.
-pub const COOP_BUDGET: u32 = 128;
 
 /// A non-blocking file descriptor registered in the running loop's reactor:
 /// asyncio's `add_reader`/`add_writer`, curio's `read_wait`/`write_wait`,

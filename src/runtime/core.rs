@@ -1088,6 +1088,12 @@ pub(crate) fn park(me: &TaskRef, wait: Wait, what: &str) {
     suspend(me, Trap::Park, what);
 }
 
+/// I/O operations a task may complete in a row without suspending before it
+/// yields to the others anyway (tokio's coop budget): a socket that is
+/// always ready must not starve the rest of the loop. Kept per task in
+/// `Header::budget`; spent and refilled by the I/O layer.
+pub const COOP_BUDGET: u32 = 128;
+
 /// Live tasks from which the loop prefetches ahead (see [`prefetch_ahead`]).
 /// Below it their hot lines stay in the L1 and L2 caches anyway; from a few
 /// hundred sleepers on (their order of resumption is then the timers',

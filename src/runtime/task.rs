@@ -746,7 +746,7 @@ impl TaskBuilder {
                 scopes: RefCell::new(Vec::new()),
                 reserved: Cell::new(0),
                 fired: Cell::new(0),
-                budget: Cell::new(crate::io::COOP_BUDGET),
+                budget: Cell::new(core::COOP_BUDGET),
                 sp_hint: Cell::new(0),
             },
             result: RefCell::new(None),
