@@ -427,7 +427,8 @@ fn stage_5_io() {
                     for line in BufReader::new(&conn).lines() {
                         // One write per line: `writeln!` on an unbuffered
                         // socket would send each formatted piece apart.
-                        conn.write_all(format!("{}\n", line.unwrap()).as_bytes()).unwrap();
+                        conn.write_all(format!("{}\n", line.unwrap()).as_bytes())
+                            .unwrap();
                     }
                 });
             }
@@ -438,7 +439,8 @@ fn stage_5_io() {
                 let mut reader = BufReader::new(&conn);
                 let mut total = 0;
                 for round in 0..100 {
-                    conn.write_all(format!("client {i} round {round}\n").as_bytes()).unwrap();
+                    conn.write_all(format!("client {i} round {round}\n").as_bytes())
+                        .unwrap();
                     let mut reply = String::new();
                     reader.read_line(&mut reply).unwrap();
                     total += reply.len();

@@ -16,6 +16,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::runtime::core::{self, Wait};
+use crate::runtime::{EventLoop, Task, TaskBuilder};
 
 /// A job for a worker: the closure, with its result already wired back.
 type Job = Box<dyn FnOnce() + Send>;
@@ -200,5 +201,22 @@ pub fn to_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T
     match result {
         Ok(value) => value,
         Err(payload) => panic::resume_unwind(payload),
+    }
+}
+
+impl EventLoop {
+    /// Runs `f` on a worker thread, as a task that finishes with `f`'s
+    /// result: `loop.run_in_executor(None, f)`. The task can be joined,
+    /// gathered or cancelled like any other (see [`to_thread`]).
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed.
+    pub fn run_in_executor<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Task<T> {
+        self.check_open("EventLoop::run_in_executor");
+        TaskBuilder::new().spawn_on(self.core(), move || to_thread(f))
     }
 }

@@ -13,7 +13,6 @@ pub use crate::runtime::core::COOP_BUDGET;
 use crate::runtime::core::{self, Core, Wait};
 use crate::runtime::task::TaskRef;
 
-
 /// A non-blocking file descriptor registered in the running loop's reactor:
 /// asyncio's `add_reader`/`add_writer`, curio's `read_wait`/`write_wait`,
 /// tokio's `AsyncFd`. Bring your own source — a pipe, an eventfd, a tty, a

@@ -1,5 +1,5 @@
 //! Sockets whose operations suspend the task, not the thread: TCP, UDP and
-//! Unix domain sockets, each built on [`AsyncFd`](crate::io::AsyncFd).
+//! Unix domain sockets, each built on [`AsyncFd`].
 //!
 //! Every operation *tries* the system call first and waits for the
 //! reactor only on `WouldBlock` (asyncio's `sock_recv`, curio's traps); a

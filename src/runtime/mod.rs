@@ -2,7 +2,7 @@
 
 pub(crate) mod core;
 pub(crate) mod list;
-pub mod remote;
+pub(crate) mod remote;
 pub(crate) mod scope;
 pub(crate) mod task;
 
@@ -132,7 +132,13 @@ impl EventLoop {
         Builder::new()
     }
 
-    fn check_open(&self, what: &str) {
+    /// The loop's kernel, for the modules above it that add methods to
+    /// `EventLoop` (`thread`).
+    pub(crate) fn core(&self) -> &Rc<Core> {
+        &self.core
+    }
+
+    pub(crate) fn check_open(&self, what: &str) {
         if self.core.closed.get() {
             panic!("{what}: the event loop is closed; create a new one");
         }
@@ -348,21 +354,6 @@ impl EventLoop {
         self.core
             .remote()
             .unwrap_or_else(|e| panic!("EventLoop::remote: could not open the loop's poller: {e}"))
-    }
-
-    /// Runs `f` on a worker thread, as a task that finishes with `f`'s
-    /// result: `loop.run_in_executor(None, f)`. The task can be joined,
-    /// gathered or cancelled like any other (see [`to_thread`](crate::to_thread)).
-    ///
-    /// # Panics
-    ///
-    /// If the loop is closed.
-    pub fn run_in_executor<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Task<T> {
-        self.check_open("EventLoop::run_in_executor");
-        TaskBuilder::new().spawn_on(&self.core, move || crate::to_thread(f))
     }
 
     /// The loop clock (see [`time`](crate::time)).

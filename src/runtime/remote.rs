@@ -85,7 +85,7 @@ fn lock(m: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
 /// `loop.call_soon_threadsafe`.
 ///
 /// Get one with [`EventLoop::remote`](crate::EventLoop::remote) (or
-/// [`remote`](crate::remote) from inside the loop). While a remote handle
+/// [`remote`](fn@crate::remote) from inside the loop). While a remote handle
 /// exists, an idle loop waits for it instead of reporting a deadlock: a
 /// thread holding it may still wake a task.
 ///

@@ -1,7 +1,7 @@
 #![doc = include_str!("../../docs/04-timers.md")]
 
 //! (The module itself: the task-facing API of stage 4, above the kernel.
-//! The kernel's drivers are [`clock`] and [`heap`]; the kernel's side of
+//! The kernel's drivers are `clock` and `heap`; the kernel's side of
 //! timeout scopes lives in `runtime::scope`.)
 
 pub(crate) mod clock;
