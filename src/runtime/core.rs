@@ -1265,11 +1265,14 @@ pub(crate) fn report_unretrieved_panic(h: &crate::runtime::task::Header) {
         return;
     }
     let msg = h.panic_message.borrow().clone().unwrap_or_default();
+    report_task_panic(h, "panicked and its result was never retrieved", msg);
+}
+
+/// Reports, through the task's loop (or on stderr if the loop is gone),
+/// that the task of `h` panicked: "`Task-N` `what`: `msg`".
+pub(crate) fn report_task_panic(h: &crate::runtime::task::Header, what: &str, msg: String) {
     let ctx = ExceptionContext {
-        message: format!(
-            "{} panicked and its result was never retrieved: {msg}",
-            h.describe()
-        ),
+        message: format!("{} {what}: {msg}", h.describe()),
         task: Some(h.id),
         task_name: Some(h.name()),
         panic: Some(msg),

@@ -827,19 +827,7 @@ fn closing_unwind<T>(h: &Header, caught: std::thread::Result<T>) {
             let msg = crate::runtime::core::payload_str(&*payload).map(str::to_owned);
             core::drop_payload(payload);
             if let Some(msg) = msg {
-                let ctx = crate::ExceptionContext {
-                    message: format!(
-                        "{} panicked while its event loop was closing: {msg}",
-                        h.describe()
-                    ),
-                    task: Some(h.id),
-                    task_name: Some(h.name()),
-                    panic: Some(msg),
-                };
-                match h.core() {
-                    Some(core) => core.report(&ctx),
-                    None => eprintln!("bucle: {}", ctx.message),
-                }
+                core::report_task_panic(h, "panicked while its event loop was closing", msg);
             }
         }
     }
