@@ -65,14 +65,15 @@ pub fn gather<T: 'static>(tasks: impl IntoIterator<Item = Task<T>>) -> Result<Ve
         let (outer, remaining, failure) = (outer.clone(), remaining.clone(), failure.clone());
         t.add_done_callback(move |t| {
             if outer.is_done() {
-                // asyncio's gather marks a later failure as retrieved.
+                // asyncio's gather marks a later failure as retrieved (and
+                // leaves it in the task for whoever awaits it).
                 if t.is_panicked() {
-                    let _ = t.take_result();
+                    let _ = t.error();
                 }
                 return;
             }
             if t.is_cancelled() || t.is_panicked() {
-                *failure.borrow_mut() = t.take_result().and_then(Result::err);
+                *failure.borrow_mut() = t.error();
                 let _ = outer.set_result(());
                 return;
             }
@@ -308,7 +309,9 @@ impl TaskGroup {
         task.add_done_callback(move |t| {
             state.running.set(state.running.get() - 1);
             if t.is_panicked() {
-                if let Some(Err(e)) = t.take_result() {
+                // Retrieved by the group, and still there for a join of the
+                // child (asyncio keeps it in the task).
+                if let Some(e) = t.error() {
                     state.errors.borrow_mut().push(e);
                 }
                 state.abort();

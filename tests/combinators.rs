@@ -566,3 +566,21 @@ fn failing_child_unwinds_a_body_waiting_on_a_future() {
         assert!(fut.is_cancelled());
     });
 }
+
+#[test]
+fn a_group_child_joined_by_the_body_before_it_fails_still_fails_the_group() {
+    // The body takes the child's result with a join before the group's
+    // done callback runs: the group must still see the panic (it used to
+    // find no error, and hit "the body is only aborted by a failing child").
+    support::quiet_panics();
+    let out = bucle::run(|| {
+        bucle::task_group(|g| {
+            let child = g.spawn(|| -> u8 { panic!("{} child", support::INTENTIONAL) });
+            let joined = child.join();
+            assert!(joined.is_err());
+            bucle::sleep(std::time::Duration::from_millis(1));
+        })
+    });
+    let err = out.unwrap_err();
+    assert_eq!(err.errors.len(), 1, "{err:?}");
+}

@@ -569,7 +569,14 @@ impl Core {
         }
         let mut removed = Vec::new();
         let next = self.timers.next_deadline(&mut removed);
-        drop_all(removed);
+        if !removed.is_empty() {
+            // Dropping dead timers' actions may run destructors that wake a
+            // task or schedule a callback: then there is work after all.
+            drop_all(removed);
+            if !self.ready.borrow().is_empty() {
+                return None;
+            }
+        }
         if !self.outside_can_wake() {
             return match next {
                 Some(deadline) => self.clock.wait_until(deadline),
@@ -911,14 +918,21 @@ impl Core {
             return;
         }
         loop {
+            // Each pass releases what the previous one left; the destructors
+            // it runs may create more (spawn, call_soon, call_later), so the
+            // loop ends only with a pass that found nothing at all.
+            let mut found = false;
             if let Some(remote) = self.remote.get() {
-                drop_all(remote.close());
+                let calls = remote.close();
+                found |= !calls.is_empty();
+                drop_all(calls);
             }
-            let all = self.tasks.borrow().snapshot();
-            let pending = self.ready.borrow_mut().drain(..).collect::<Vec<_>>();
             let timers = self.timers.clear();
+            found |= timers.iter().any(Option::is_some);
             drop_all(timers);
-            if all.is_empty() && pending.is_empty() {
+            let pending = self.ready.borrow_mut().drain(..).collect::<Vec<_>>();
+            let all = self.tasks.borrow().snapshot();
+            if !found && all.is_empty() && pending.is_empty() {
                 break;
             }
             for r in pending {

@@ -220,10 +220,18 @@ impl EventLoop {
     /// pending stop request (asyncio's `run_forever` resets `_stopping` in
     /// its `finally`).
     fn run_loop(&self, what: &str, who: &str) {
-        self.drive(what, who, |core| core.take_stop());
+        self.drive(what, who, |_| true, |core| core.take_stop());
     }
 
-    fn drive(&self, what: &str, who: &str, mut done: impl FnMut(&Core) -> bool) {
+    /// Enters the loop and marks it running, runs `start` (ticks follow if
+    /// it returns true), then ticks until `done`; every exit undoes both.
+    fn drive(
+        &self,
+        what: &str,
+        who: &str,
+        start: impl FnOnce(&Core) -> bool,
+        mut done: impl FnMut(&Core) -> bool,
+    ) {
         let _enter = Enter::new(&self.core, what);
         struct Running<'a>(&'a Core);
         impl Drop for Running<'_> {
@@ -234,6 +242,9 @@ impl EventLoop {
         }
         self.core.running.set(true);
         let _running = Running(&self.core);
+        if !start(&self.core) {
+            return;
+        }
         loop {
             self.core.run_once(who);
             if done(&self.core) {
@@ -255,13 +266,24 @@ impl EventLoop {
     pub fn shutdown(&self) {
         let what = "EventLoop::shutdown";
         self.check_open(what);
-        // Refuse a nested call before cancelling anything.
-        drop(Enter::new(&self.core, what));
-        self.core.cancel_all();
-        if self.core.live_tasks() == 0 {
-            return;
-        }
-        self.drive(what, "shutdown", |core| core.live_tasks() == 0);
+        // Entering refuses a nested call before anything is cancelled; the
+        // cancellations happen inside, the loop running (a cancelled
+        // future's done callbacks need it, and no destructor may close it).
+        // A `stop()` from a task unwinding now means nothing: shutdown runs
+        // until the tasks are done (and a standing stop request would keep
+        // the loop from ever blocking).
+        self.drive(
+            what,
+            "shutdown",
+            |core| {
+                core.cancel_all();
+                core.live_tasks() > 0
+            },
+            |core| {
+                core.take_stop();
+                core.live_tasks() == 0
+            },
+        );
     }
 
     /// Asks the loop to stop after the current tick: `loop.stop()`.

@@ -308,9 +308,38 @@ pub(crate) trait ResultSlot {
     fn set_cancelled(&self);
 }
 
-impl<T> ResultSlot for RefCell<Option<Result<T, JoinError>>> {
+/// A task's typed result slot: `Some` once the task is done, until a join
+/// or `take_result` takes it.
+///
+/// Whoever drops the last reference to a finished task drops a result
+/// nobody took — the loop's bookkeeping as often as user code — so the
+/// slot drops it through `core::drop_user`: a panicking destructor is
+/// reported, never propagated into whatever happened to let go last.
+pub(crate) struct Slot<T>(RefCell<Option<Result<T, JoinError>>>);
+
+impl<T> std::ops::Deref for Slot<T> {
+    type Target = RefCell<Option<Result<T, JoinError>>>;
+
+    #[inline(always)]
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T> Drop for Slot<T> {
+    fn drop(&mut self) {
+        if std::mem::needs_drop::<T>() {
+            if let Some(result) = self.0.get_mut().take() {
+                core::drop_user(result);
+            }
+        }
+    }
+}
+
+impl<T> ResultSlot for Slot<T> {
     fn set_cancelled(&self) {
-        *self.borrow_mut() = Some(Err(JoinError::Cancelled));
+        let old = self.0.replace(Some(Err(JoinError::Cancelled)));
+        core::drop_user(old);
     }
 }
 
@@ -324,7 +353,7 @@ pub(crate) struct TaskCell<R: ?Sized> {
 }
 
 /// The typed cell behind a `Task<T>`.
-pub(crate) type TypedCell<T> = TaskCell<RefCell<Option<Result<T, JoinError>>>>;
+pub(crate) type TypedCell<T> = TaskCell<Slot<T>>;
 
 /// A reference-counted, type-erased task.
 pub(crate) type TaskRef = Rc<TaskCell<dyn ResultSlot>>;
@@ -466,6 +495,24 @@ impl<T: 'static> Task<T> {
             self.cell.header.panic_seen.set(true);
         }
         r
+    }
+
+    /// How the task failed, if it did, whether or not its result has been
+    /// taken (asyncio keeps a task's exception for every `await`; a join
+    /// takes bucle's result, but the outcome and the panic message stay).
+    /// Marks a panic as retrieved. `None` unless the task is done and
+    /// failed.
+    pub(crate) fn error(&self) -> Option<JoinError> {
+        let h = &self.cell.header;
+        match h.outcome.get() {
+            Outcome::Cancelled => Some(JoinError::Cancelled),
+            Outcome::Panicked => {
+                h.panic_seen.set(true);
+                let msg = h.panic_message.borrow().clone().unwrap_or_default();
+                Some(JoinError::Panicked(msg))
+            }
+            Outcome::Pending | Outcome::Returned => None,
+        }
     }
 
     /// Requests cancellation: the task unwinds from its current (or next)
@@ -749,7 +796,7 @@ impl TaskBuilder {
                 budget: Cell::new(core::COOP_BUDGET),
                 sp_hint: Cell::new(0),
             },
-            result: RefCell::new(None),
+            result: Slot(RefCell::new(None)),
         });
         let body_cell = cell.clone();
         let generator = Generator::try_with_stack_size(
