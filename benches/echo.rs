@@ -73,6 +73,11 @@
 //! - `echo/50x1KiB`: 50 connections, 1 KiB messages: 50 round trips in
 //!   flight, the server's wake-ups batch.
 //!
+//! Profiling: with `BUCLE_ECHO_REPORT=1` in the environment, the bench
+//! prints how many round trips each function made in all and the time its
+//! rounds took, e.g. to divide a syscall count by (`perf trace -s -p PID`
+//! with `-- --profile-time 5 'echo/1x64B/tokio'`, which skips the analysis).
+//!
 //! Clean-up: after each function the client closes its connections, each
 //! Rust server is told to stop (a shutdown flag, then one connection to wake
 //! its accept loop) and its thread joined (may's worker and timer threads are
@@ -89,7 +94,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -154,11 +159,14 @@ struct LoadGen {
     rounds: Option<mpsc::Sender<(u64, mpsc::Sender<Duration>)>>,
     thread: Option<JoinHandle<()>>,
     conns: u64,
+    /// Round trips and wall time so far, for `BUCLE_ECHO_REPORT`.
+    done: std::cell::Cell<(u64, Duration)>,
+    label: String,
 }
 
 impl LoadGen {
     /// Opens `conns` connections to `addr`, to echo `size`-byte messages.
-    fn connect(addr: SocketAddr, conns: usize, size: usize) -> LoadGen {
+    fn connect(addr: SocketAddr, conns: usize, size: usize, label: String) -> LoadGen {
         let (rounds, rx) = mpsc::channel::<(u64, mpsc::Sender<Duration>)>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = thread::Builder::new()
@@ -201,6 +209,8 @@ impl LoadGen {
             rounds: Some(rounds),
             thread: Some(thread),
             conns: conns as u64,
+            done: Default::default(),
+            label,
         }
     }
 
@@ -215,12 +225,23 @@ impl LoadGen {
             .send((k, tx))
             .expect("the client runs");
         let elapsed = rx.recv().expect("the client finishes its round");
+        let (n, t) = self.done.get();
+        self.done.set((n + k * self.conns, t + elapsed));
         scale(elapsed, k * self.conns, iters)
     }
 }
 
 impl Drop for LoadGen {
     fn drop(&mut self) {
+        if std::env::var_os("BUCLE_ECHO_REPORT").is_some() {
+            let (n, t) = self.done.get();
+            eprintln!(
+                "{}: {n} round trips in {:.3} s of rounds ({:.0}/s)",
+                self.label,
+                t.as_secs_f64(),
+                n as f64 / t.as_secs_f64()
+            );
+        }
         drop(self.rounds.take());
         if let Some(t) = self.thread.take() {
             let joined = t.join();
@@ -397,7 +418,7 @@ fn may_server() -> ThreadServer {
 
 /// Where the bench finds Python: `$BUCLE_BENCH_PYTHON`, else the venv made by
 /// `benches/python/setup.sh` in the target directory, else `python3`.
-fn python() -> PathBuf {
+fn find_python() -> PathBuf {
     if let Some(p) = std::env::var_os("BUCLE_BENCH_PYTHON") {
         return p.into();
     }
@@ -431,6 +452,27 @@ fn python_can(python: &Path, code: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The Python found, and whether it has asyncio and uvloop (probed once).
+struct Python {
+    path: PathBuf,
+    asyncio: bool,
+    uvloop: bool,
+}
+
+fn python() -> &'static Python {
+    static PYTHON: OnceLock<Python> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let path = find_python();
+        let asyncio = python_can(&path, "import asyncio");
+        let uvloop = asyncio && python_can(&path, "import uvloop");
+        Python {
+            path,
+            asyncio,
+            uvloop,
+        }
+    })
+}
+
 /// A child process running `benches/python/echo_server.py`.
 struct PythonServer {
     addr: SocketAddr,
@@ -441,23 +483,23 @@ impl PythonServer {
     /// Why the script cannot run `--loop lp` here, if it cannot.
     fn unavailable(lp: &str) -> Option<String> {
         let python = python();
-        if !python_can(&python, "import asyncio") {
-            return Some(format!("{} with asyncio not found", python.display()));
-        }
-        if lp == "uvloop" && !python_can(&python, "import uvloop") {
-            return Some(format!(
+        if !python.asyncio {
+            Some(format!("{} with asyncio not found", python.path.display()))
+        } else if lp == "uvloop" && !python.uvloop {
+            Some(format!(
                 "uvloop does not import in {} (run `sh benches/python/setup.sh`)",
-                python.display()
-            ));
+                python.path.display()
+            ))
+        } else {
+            None
         }
-        None
     }
 
     /// Starts the script with `--loop lp --kind kind`.
     fn start(lp: &str, kind: &str) -> PythonServer {
-        let python = python();
+        let python = &python().path;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/echo_server.py");
-        let mut cmd = Command::new(&python);
+        let mut cmd = Command::new(python);
         cmd.arg(&script)
             .args(["--loop", lp, "--kind", kind, "--port", "0"]);
         if let Some(cpu) = pin_flag() {
@@ -556,7 +598,8 @@ fn echo(c: &mut Criterion) {
             group.bench_function(name, |b| {
                 let (client, _) = running.get_or_insert_with(|| {
                     let server = start(name);
-                    (LoadGen::connect(server.addr(), conns, size), server)
+                    let id = format!("echo/{label}/{name}");
+                    (LoadGen::connect(server.addr(), conns, size, id), server)
                 });
                 b.iter_custom(|iters| client.run(iters));
             });

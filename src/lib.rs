@@ -53,10 +53,10 @@ pub use runtime::{
     AnyTask, Builder, EventLoop, Handle, JoinError, Task, TaskBuilder, TaskId, call_soon,
     current_task, remote, run, spawn, stop, try_spawn, yield_now,
 };
-pub use thread::{WORKER_IDLE_TIMEOUT, max_workers, to_thread};
 pub use stack::{
     DEFAULT_STACK_SIZE, MAP_RESERVE, MAX_STACK_SIZE, MIN_STACK_SIZE, PoolStats, stack_pool_stats,
 };
+pub use thread::{WORKER_IDLE_TIMEOUT, max_workers, to_thread};
 pub use timer::{
     Elapsed, Timeout, call_at, call_later, pending_timers, sleep, sleep_until, time, timeout,
     timeout_at, timeout_scope, wait_for,

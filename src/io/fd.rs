@@ -149,7 +149,11 @@ impl<T: AsFd + 'static> AsyncFd<T> {
             return Vec::new();
         }
         match self.core.reactor() {
-            Ok(r) => r.deregister(self.key, self.fd()).into_iter().flatten().collect(),
+            Ok(r) => r
+                .deregister(self.key, self.fd())
+                .into_iter()
+                .flatten()
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -251,11 +255,7 @@ impl<T: AsFd + 'static> AsyncFd<T> {
             return Err(closed());
         }
         let me = core::current_task(what);
-        if !me
-            .header
-            .core()
-            .is_some_and(|c| Rc::ptr_eq(&c, &self.core))
-        {
+        if !me.header.core().is_some_and(|c| Rc::ptr_eq(&c, &self.core)) {
             panic!(
                 "{what}: this I/O source belongs to another event loop; use each socket on the \
                  loop that created it"

@@ -130,7 +130,10 @@ pub(crate) struct Reactor<W> {
 impl<W> fmt::Debug for Reactor<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reactor")
-            .field("sources", &(self.slots.borrow().len() - self.free.borrow().len()))
+            .field(
+                "sources",
+                &(self.slots.borrow().len() - self.free.borrow().len()),
+            )
             .field("waiters", &self.waiters.get())
             .finish()
     }
@@ -270,7 +273,11 @@ impl<W> Reactor<W> {
             ev.readable = slot.read.is_some();
             ev.writable = slot.write.is_some();
             drop(slots);
-            if self.poller.modify_with_mode(fd, ev, PollMode::Oneshot).is_err() {
+            if self
+                .poller
+                .modify_with_mode(fd, ev, PollMode::Oneshot)
+                .is_err()
+            {
                 // Could not arm: hand the waiter back rather than strand it.
                 if let Some(w) = self.take_if(key, dir, |_| true) {
                     return Err((SetWaiter::Gone, w));

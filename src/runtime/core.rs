@@ -37,9 +37,9 @@
 //!    first change.
 
 use std::any::Any;
+use std::cell::OnceCell;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::cell::OnceCell;
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;

@@ -139,7 +139,10 @@ impl Remote {
     ///
     /// [`LoopClosed`] if the loop has been closed (asyncio raises
     /// `RuntimeError('Event loop is closed')`); `f` is dropped.
-    pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> Result<(), LoopClosed> {
+    pub fn call_soon_threadsafe(
+        &self,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<(), LoopClosed> {
         self.shared.push(Box::new(f))
     }
 }
