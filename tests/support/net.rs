@@ -1,0 +1,134 @@
+//! Helpers for the stage 5 socket tests (`tests/io_*.rs`): real-clock
+//! loops, a temporary directory that removes itself, counting open file
+//! descriptors, and re-running one test in a child process.
+#![allow(dead_code)]
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Runs `main` on a fresh loop with the real clock (I/O tests), and closes
+/// the loop.
+pub fn run<T: 'static>(main: impl FnOnce() -> T + 'static) -> T {
+    let lp = bucle::EventLoop::new();
+    let out = lp.run_until_complete(main);
+    lp.close();
+    out
+}
+
+/// A directory under the system's temp dir, removed (with its contents)
+/// on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "bucle-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create the temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Number of open file descriptors of this process (entries of
+/// `/proc/self/fd`, minus the one `read_dir` itself holds).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .count()
+        - 1
+}
+
+/// Sets `SO_LINGER` to {on, 0 s}: closing the socket then sends a reset
+/// instead of a FIN.
+pub fn linger_zero(sock: &impl AsRawFd) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `l` is a live `linger` and its size is passed with it; the
+    // descriptor is open for the borrow of `sock`.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::from_ref(&l).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "setsockopt(SO_LINGER): {}", std::io::Error::last_os_error());
+}
+
+/// The environment variable that tells a re-executed test binary it is the
+/// child of [`in_child`].
+pub const CHILD_ENV: &str = "BUCLE_TEST_CHILD";
+
+/// Whether this process is the child [`in_child`] started for `test`.
+pub fn is_child(test: &str) -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|v| v == test)
+}
+
+/// Re-runs the test function `test` (its path within the test binary,
+/// e.g. `accept_emfile`) alone in a child process, with [`CHILD_ENV`] set
+/// to its name; panics if the child fails or takes longer than `limit`
+/// (it is then killed). The test checks [`is_child`] to do the work in
+/// the child only.
+pub fn in_child(test: &str, limit: Duration) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut child = Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, test)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("re-run the test binary");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            let out = child.wait_with_output().expect("the child's output");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                status.success(),
+                "child for {test} failed ({status}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+            );
+            assert!(
+                stdout.contains("1 passed"),
+                "child for {test} ran no test:\n{stdout}"
+            );
+            return;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child for {test} took longer than {limit:?} and was killed");
+        }
+        std::thread::sleep(ms(10));
+    }
+}
