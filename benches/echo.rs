@@ -20,9 +20,9 @@
 //! thread pinned to CPU 0 (the Python ones in a child process pinned to CPU
 //! 0), and each is written the way its users write one:
 //! - `bucle`: one loop (`EventLoop::builder().stack_size(64 KiB)`, see
-//!   below), an accept loop in the main task, one task per connection
-//!   (`bucle::spawn`) that loops `read` / `write_all` on `&TcpStream` with a
-//!   4 KiB buffer on the heap;
+//!   below), an accept loop (`bucle::net::TcpListener::accept`) in the main
+//!   task, one task per connection (`bucle::spawn`) that loops
+//!   `TcpStream::read` / `write_all` with a 4 KiB buffer on the heap;
 //! - `tokio`: a `current_thread` runtime with `enable_all()` (what
 //!   `#[tokio::main(flavor = "current_thread")]` builds), the accept loop in
 //!   `block_on`, one `tokio::spawn`ed task per connection (not a
@@ -40,15 +40,19 @@
 //!   writes the data back), on `--loop asyncio` or `uvloop` — the two
 //!   servers of uvloop's own echo benchmark.
 //!
-//! TCP_NODELAY is on for every accepted connection (asyncio and uvloop set
-//! it on every TCP transport; the Rust servers set it explicitly) and on the
-//! client's sockets.
+//! TCP_NODELAY is on for every accepted connection (bucle, asyncio and
+//! uvloop set it on every TCP stream or transport; the tokio and may servers
+//! set it explicitly) and on the client's sockets.
 //!
 //! bucle's task stack: a connection task needs little stack — its 4 KiB
-//! buffer is on the heap — so the server loop uses 64 KiB stacks instead of
-//! the 256 KiB default, the "server with many connections" setting of
-//! `docs/03-awaitables.md` (fewer page-table pages to walk when connections
-//! take turns; 64 KiB leaves room for debug builds and for panics' unwinding).
+//! buffer is on the heap — so the server's loop gives its tasks 64 KiB
+//! (`Builder::stack_size`) instead of the 256 KiB default, as a server with
+//! many connections would: chapter 3 (`docs/03-awaitables.md`, "stack size")
+//! says only touched pages cost memory but every resume touches the task's
+//! own stack page, so with many tasks closer stacks cost fewer page walks.
+//! 64 KiB keeps a wide margin for debug builds, std's I/O adapters (an
+//! `io::copy` buffer is 8 KiB on the stack) and unwinding. With 50
+//! connections the choice is within noise; it matters at thousands.
 //!
 //! **The load generator** is the same for every server: one tokio
 //! `current_thread` runtime on its own thread, pinned to CPU 1 (the other
@@ -341,6 +345,37 @@ impl Drop for ThreadServer {
     }
 }
 
+fn bucle_server() -> ThreadServer {
+    ThreadServer::start("bucle", |addr, stop| {
+        let lp = bucle::EventLoop::builder().stack_size(BUCLE_STACK).build();
+        lp.run_until_complete(move || {
+            let listener = bucle::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            addr.send(listener.local_addr().expect("local_addr"))
+                .expect("send the address");
+            loop {
+                // TCP_NODELAY is on for every bucle stream, as in asyncio.
+                let (stream, _) = listener.accept().expect("accept");
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                bucle::spawn(move || {
+                    let mut buf = vec![0u8; SERVER_BUF];
+                    loop {
+                        let n = match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if stream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        // Closing the loop (on drop) cancels whatever connection task is left.
+    })
+}
+
 fn tokio_server() -> ThreadServer {
     ThreadServer::start("tokio", |addr, stop| {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -554,7 +589,8 @@ impl Server {
 }
 
 /// The benchmark functions, in the order criterion runs them.
-const SERVERS: [&str; 6] = [
+const SERVERS: [&str; 7] = [
+    "bucle",
     "tokio",
     "may",
     "asyncio-streams",
@@ -573,6 +609,7 @@ fn unavailable(name: &str) -> Option<String> {
 
 fn start(name: &str) -> Server {
     match name {
+        "bucle" => Server::Thread(bucle_server()),
         "tokio" => Server::Thread(tokio_server()),
         "may" => Server::Thread(may_server()),
         _ => {
