@@ -77,10 +77,18 @@
 //! - `echo/50x1KiB`: 50 connections, 1 KiB messages: 50 round trips in
 //!   flight, the server's wake-ups batch.
 //!
-//! Profiling: with `BUCLE_ECHO_REPORT=1` in the environment, the bench
-//! prints how many round trips each function made in all and the time its
-//! rounds took, e.g. to divide a syscall count by (`perf trace -s -p PID`
-//! with `-- --profile-time 5 'echo/1x64B/tokio'`, which skips the analysis).
+//! **CPU per round trip.** After each function the bench also prints, on
+//! stderr, how many round trips it made in all (warm-up included) and the
+//! CPU time the server and the client spent on them (`schedstat`'s on-CPU
+//! time of the server's threads — those named `echo-<name>`, which includes
+//! may's worker, started from that thread — or of the Python child's
+//! threads; Linux only), e.g.
+//! `echo/50x1KiB/tokio: 512000 round trips, server 7.71 µs CPU each, client 7.70 µs`.
+//! On a machine shared with other work the wall-clock figures depend on how
+//! much CPU the two pinned threads get; the CPU per round trip much less.
+//! The round-trip count is also what to divide a syscall count by:
+//! `perf trace -s -- target/release/deps/echo-<hash> --bench --profile-time 3 'echo/1x64B/tokio$'`
+//! (profile mode skips criterion's analysis) gives one per thread.
 //!
 //! Clean-up: after each function the client closes its connections, each
 //! Rust server is told to stop (a shutdown flag, then one connection to wake
@@ -108,6 +116,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 const SERVER_CPU: usize = 0;
 /// The CPU the load generator runs on.
 const CLIENT_CPU: usize = 1;
+/// The client thread's name.
+const CLIENT_NAME: &str = "echo-client";
 /// The servers' read buffer (the Rust ones; the Python ones read up to 64 KiB).
 const SERVER_BUF: usize = 4096;
 /// The stack of a bucle connection task.
@@ -133,6 +143,34 @@ fn pin_to(cpu: usize) {
             std::io::Error::last_os_error()
         );
     }
+}
+
+/// The on-CPU time so far of the threads of process `pid` (`None`: this
+/// one) whose name is `comm` (`None`: all of them), from `schedstat`. Zero
+/// where there is no `/proc`.
+fn cpu_time(pid: Option<u32>, comm: Option<&str>) -> Duration {
+    let dir = match pid {
+        Some(pid) => format!("/proc/{pid}/task"),
+        None => "/proc/self/task".to_string(),
+    };
+    let Ok(tasks) = std::fs::read_dir(dir) else {
+        return Duration::ZERO;
+    };
+    let mut ns = 0u64;
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.is_some_and(|c| c != name.trim_end()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+    }
+    Duration::from_nanos(ns)
 }
 
 fn pin_flag() -> Option<usize> {
@@ -163,18 +201,17 @@ struct LoadGen {
     rounds: Option<mpsc::Sender<(u64, mpsc::Sender<Duration>)>>,
     thread: Option<JoinHandle<()>>,
     conns: u64,
-    /// Round trips and wall time so far, for `BUCLE_ECHO_REPORT`.
-    done: std::cell::Cell<(u64, Duration)>,
-    label: String,
+    /// Round trips so far.
+    done: std::cell::Cell<u64>,
 }
 
 impl LoadGen {
     /// Opens `conns` connections to `addr`, to echo `size`-byte messages.
-    fn connect(addr: SocketAddr, conns: usize, size: usize, label: String) -> LoadGen {
+    fn connect(addr: SocketAddr, conns: usize, size: usize) -> LoadGen {
         let (rounds, rx) = mpsc::channel::<(u64, mpsc::Sender<Duration>)>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = thread::Builder::new()
-            .name("echo-client".into())
+            .name(CLIENT_NAME.into())
             .spawn(move || {
                 pin_to(CLIENT_CPU);
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -214,7 +251,6 @@ impl LoadGen {
             thread: Some(thread),
             conns: conns as u64,
             done: Default::default(),
-            label,
         }
     }
 
@@ -229,23 +265,13 @@ impl LoadGen {
             .send((k, tx))
             .expect("the client runs");
         let elapsed = rx.recv().expect("the client finishes its round");
-        let (n, t) = self.done.get();
-        self.done.set((n + k * self.conns, t + elapsed));
+        self.done.set(self.done.get() + k * self.conns);
         scale(elapsed, k * self.conns, iters)
     }
 }
 
 impl Drop for LoadGen {
     fn drop(&mut self) {
-        if std::env::var_os("BUCLE_ECHO_REPORT").is_some() {
-            let (n, t) = self.done.get();
-            eprintln!(
-                "{}: {n} round trips in {:.3} s of rounds ({:.0}/s)",
-                self.label,
-                t.as_secs_f64(),
-                n as f64 / t.as_secs_f64()
-            );
-        }
         drop(self.rounds.take());
         if let Some(t) = self.thread.take() {
             let joined = t.join();
@@ -300,6 +326,8 @@ async fn round(all: Vec<Conn>, k: u64) -> (Vec<Conn>, Duration) {
 /// A server on a thread of its own, stopped by a flag and a last connection.
 struct ThreadServer {
     addr: SocketAddr,
+    /// The thread's name, `echo-<name>`.
+    comm: String,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -315,8 +343,9 @@ impl ThreadServer {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let flag = stop.clone();
+        let comm = format!("echo-{name}");
         let thread = thread::Builder::new()
-            .name(format!("echo-{name}"))
+            .name(comm.clone())
             .spawn(move || {
                 pin_to(SERVER_CPU);
                 serve(tx, flag);
@@ -325,6 +354,7 @@ impl ThreadServer {
         let addr = rx.recv().expect("the server starts");
         ThreadServer {
             addr,
+            comm,
             stop,
             thread: Some(thread),
         }
@@ -586,6 +616,42 @@ impl Server {
             Server::Python(s) => s.addr,
         }
     }
+
+    /// The server's CPU time so far.
+    fn cpu_time(&self) -> Duration {
+        match self {
+            Server::Thread(s) => cpu_time(None, Some(&s.comm)),
+            Server::Python(s) => cpu_time(Some(s.child.id()), None),
+        }
+    }
+}
+
+/// A server under load, and the CPU times when the client had connected.
+struct Running {
+    client: LoadGen,
+    server: Server,
+    cpu0: (Duration, Duration),
+}
+
+impl Running {
+    fn cpu_times(&self) -> (Duration, Duration) {
+        (self.server.cpu_time(), cpu_time(None, Some(CLIENT_NAME)))
+    }
+
+    /// Prints the CPU per round trip of the server and the client, then
+    /// stops both, the client's connections first.
+    fn finish(self, id: &str) {
+        let (server, client) = self.cpu_times();
+        let n = self.client.done.get().max(1) as f64;
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / n;
+        eprintln!(
+            "{id}: {n} round trips, server {:.2} µs CPU each, client {:.2} µs",
+            us(server.saturating_sub(self.cpu0.0)),
+            us(client.saturating_sub(self.cpu0.1)),
+        );
+        drop(self.client);
+        drop(self.server);
+    }
 }
 
 /// The benchmark functions, in the order criterion runs them.
@@ -631,17 +697,24 @@ fn echo(c: &mut Criterion) {
             // The server starts (and the client connects) on the first call of
             // the closure only, so functions filtered out start nothing; both
             // go away after the function, the client's connections first.
-            let mut running: Option<(LoadGen, Server)> = None;
+            let mut running: Option<Running> = None;
             group.bench_function(name, |b| {
-                let (client, _) = running.get_or_insert_with(|| {
+                let r = running.get_or_insert_with(|| {
                     let server = start(name);
-                    let id = format!("echo/{label}/{name}");
-                    (LoadGen::connect(server.addr(), conns, size, id), server)
+                    let client = LoadGen::connect(server.addr(), conns, size);
+                    let mut r = Running {
+                        client,
+                        server,
+                        cpu0: Default::default(),
+                    };
+                    r.cpu0 = r.cpu_times();
+                    r
                 });
-                b.iter_custom(|iters| client.run(iters));
+                b.iter_custom(|iters| r.client.run(iters));
             });
-            // Fields drop in order: the client (its connections), then the server.
-            drop(running);
+            if let Some(r) = running {
+                r.finish(&format!("echo/{label}/{name}"));
+            }
         }
         group.finish();
     }
