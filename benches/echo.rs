@@ -12,7 +12,7 @@
 //! `python3` from `PATH`; `BUCLE_BENCH_PYTHON=/path/to/python` overrides
 //! both. Without Python the Python servers are skipped with a note on
 //! stderr, and so are the uvloop ones when uvloop does not import. A whole
-//! run takes about two minutes.
+//! run takes about 90 seconds.
 //!
 //! Everything talks to 127.0.0.1 only.
 //!
@@ -85,7 +85,10 @@
 //! threads; Linux only), e.g.
 //! `echo/50x1KiB/tokio: 512000 round trips, server 7.71 µs CPU each, client 7.70 µs`.
 //! On a machine shared with other work the wall-clock figures depend on how
-//! much CPU the two pinned threads get; the CPU per round trip much less.
+//! much CPU the two pinned threads get (each function meets its own share
+//! of the load); the CPU per round trip much less. There, run it under
+//! `nice -n -10` and compare servers in short runs alternated back to back
+//! (`-- --measurement-time 3 'echo/50x1KiB/bucle$'`, then `tokio$`, ...).
 //! The round-trip count is also what to divide a syscall count by:
 //! `perf trace -s -- target/release/deps/echo-<hash> --bench --profile-time 3 'echo/1x64B/tokio$'`
 //! (profile mode skips criterion's analysis) gives one per thread.
