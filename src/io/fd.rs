@@ -223,20 +223,49 @@ impl<T: AsFd + 'static> AsyncFd<T> {
         &self,
         dir: Dir,
         what: &'static str,
-        mut op: impl FnMut(&T) -> io::Result<R>,
+        op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
+        self.io_until(dir, what, op, |_| false)
+    }
+
+    /// [`AsyncFd::io`] where a result can prove the kernel's buffer
+    /// exhausted: `drained` says so (a stream's short write filled its send
+    /// buffer). Edge-triggered, the next operation in that direction then
+    /// waits for an event first instead of trying: the `WouldBlock` it
+    /// would get is a system call saved (tokio does the same). An edge
+    /// follows every change after the drain, so nothing can be missed.
+    /// (Not for reads: a short read may leave an end of stream behind it,
+    /// and no edge would come for that.)
+    #[inline]
+    pub(crate) fn io_until<R>(
+        &self,
+        dir: Dir,
+        what: &'static str,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        let reactor = self.core.reactor()?;
         let mut waited = false;
         loop {
             if self.closed.get() {
                 return Err(closed());
             }
+            if !reactor.is_ready(self.key, dir) {
+                self.wait(dir, what)?;
+                waited = true;
+                continue;
+            }
             match op(self.get_ref()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    reactor.drained(self.key, dir);
                     self.wait(dir, what)?;
                     waited = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 done => {
+                    if done.as_ref().is_ok_and(&drained) {
+                        reactor.drained(self.key, dir);
+                    }
                     if !waited {
                         spend_budget(what);
                     }

@@ -38,8 +38,8 @@ use polling::{Event, Events, PollMode, Poller};
 /// A direction of I/O on a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dir {
-    Read,
-    Write,
+    Read = 0,
+    Write = 1,
 }
 
 impl Dir {
@@ -88,6 +88,11 @@ struct Slot<W> {
     read: Option<W>,
     /// The task waiting to write, if any (at most one).
     write: Option<W>,
+    /// Per direction (read, write): false once an operation found the
+    /// kernel's buffer drained (a `WouldBlock`, or a short read or write of
+    /// a stream) and no event has arrived since — the next operation then
+    /// waits without trying. True otherwise, and always in oneshot mode.
+    ready: [bool; 2],
 }
 
 impl<W> Slot<W> {
@@ -193,6 +198,7 @@ impl<W> Reactor<W> {
                     fd: None,
                     read: None,
                     write: None,
+                    ready: [true; 2],
                 });
                 i
             }
@@ -222,6 +228,7 @@ impl<W> Reactor<W> {
             return Err(e);
         }
         slot.fd = Some(raw);
+        slot.ready = [true; 2];
         Ok(key)
     }
 
@@ -310,6 +317,35 @@ impl<W> Reactor<W> {
         waiter.take()
     }
 
+    /// Whether an operation in direction `dir` should be tried before
+    /// waiting (see `Slot::ready`). A stale key says yes: the operation
+    /// will find the source closed.
+    #[inline]
+    pub(crate) fn is_ready(&self, key: SourceKey, dir: Dir) -> bool {
+        let slots = self.slots.borrow();
+        match slots.get(key.index as usize) {
+            Some(s) if s.generation == key.generation => s.ready[dir as usize],
+            _ => true,
+        }
+    }
+
+    /// Records that an operation found direction `dir` drained: the next
+    /// one waits for an event first. Only meaningful edge-triggered (an
+    /// edge follows every arrival after the drain); a no-op otherwise.
+    #[inline]
+    pub(crate) fn drained(&self, key: SourceKey, dir: Dir) {
+        if !self.edge {
+            return;
+        }
+        let mut slots = self.slots.borrow_mut();
+        if let Some(s) = slots
+            .get_mut(key.index as usize)
+            .filter(|s| s.generation == key.generation)
+        {
+            s.ready[dir as usize] = false;
+        }
+    }
+
     /// Waits for I/O events for up to `timeout` (`None`: until one comes, or
     /// a `notify`), and appends the waiters of every ready direction to
     /// `woken`, in the order the OS reports them. The caller wakes them once
@@ -320,6 +356,17 @@ impl<W> Reactor<W> {
     ///
     /// What the poller's `wait` returns (`EINTR` is retried inside).
     pub(crate) fn wait(&self, timeout: Option<Duration>, woken: &mut Vec<W>) -> io::Result<usize> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if self.edge && timeout.is_none_or(|t| t.is_zero()) {
+            return self.wait_epoll(timeout.is_some(), woken);
+        }
+        self.wait_polling(timeout, woken)
+    }
+
+    /// The general path: `polling`'s own wait. On epoll it arms a timerfd
+    /// for the timeout (nanosecond precision) and clears and re-arms its
+    /// notification eventfd: five system calls per wait.
+    fn wait_polling(&self, timeout: Option<Duration>, woken: &mut Vec<W>) -> io::Result<usize> {
         let mut events = self.events.borrow_mut();
         events.clear();
         let n = self.poller.wait(&mut events, timeout)?;
@@ -329,38 +376,108 @@ impl<W> Reactor<W> {
                 // `polling`'s own notification key.
                 continue;
             }
-            let key = SourceKey::unpack(ev.key);
-            let Some(slot) = slots
-                .get_mut(key.index as usize)
-                .filter(|s| s.generation == key.generation && s.fd.is_some())
-            else {
-                // Deregistered since the OS queued it: not for anyone now.
-                continue;
-            };
-            if ev.readable {
-                if let Some(w) = slot.read.take() {
-                    woken.push(w);
-                    self.waiters.set(self.waiters.get() - 1);
-                }
-            }
-            if ev.writable {
-                if let Some(w) = slot.write.take() {
-                    woken.push(w);
-                    self.waiters.set(self.waiters.get() - 1);
-                }
-            }
-            if !self.edge && (slot.read.is_some() || slot.write.is_some()) {
-                // Oneshot disarmed the source; re-arm for the waiter left.
-                let mut ev = Event::none(ev.key);
-                ev.readable = slot.read.is_some();
-                ev.writable = slot.write.is_some();
-                if let Some(fd) = slot.fd {
-                    // On failure the fd is gone; its owner will find out.
-                    let _ = rearm(&self.poller, fd, ev);
-                }
-            }
+            self.deliver(&mut slots, ev.key, ev.readable, ev.writable, woken);
         }
         Ok(n)
+    }
+
+    /// The hot path on Linux, for the two timeouts that need no timer — none
+    /// (block until an event) and zero (just look) — which are every wait
+    /// of a busy server: one `epoll_wait` on the poller's own epoll fd,
+    /// instead of `polling`'s five calls. An event of `polling`'s
+    /// notification key (another thread's `notify`, or its timerfd) is
+    /// handed to `polling`'s wait, which clears and re-arms it.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn wait_epoll(&self, nonblocking: bool, woken: &mut Vec<W>) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        const CAPACITY: usize = 256;
+        let mut buf = [libc::epoll_event { events: 0, u64: 0 }; CAPACITY];
+        let epfd = self.poller.as_raw_fd();
+        let n = loop {
+            // SAFETY: `buf` is a live array of CAPACITY epoll_events that
+            // the kernel fills (up to the count returned), and `epfd` is the
+            // poller's epoll descriptor, open as long as `self.poller` is.
+            let n = unsafe {
+                libc::epoll_wait(
+                    epfd,
+                    buf.as_mut_ptr(),
+                    CAPACITY as libc::c_int,
+                    if nonblocking { 0 } else { -1 },
+                )
+            };
+            if n >= 0 {
+                break n as usize;
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        };
+        let mut notified = false;
+        {
+            let mut slots = self.slots.borrow_mut();
+            for ev in &buf[..n] {
+                // Copied out: the struct is packed on some targets.
+                let (bits, key) = (ev.events as libc::c_int, ev.u64 as usize);
+                if key == usize::MAX {
+                    notified = true;
+                    continue;
+                }
+                // As `polling` reads them (hang-ups and errors wake both).
+                let readable =
+                    bits & (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLHUP | libc::EPOLLERR) != 0;
+                let writable = bits & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0;
+                self.deliver(&mut slots, key, readable, writable, woken);
+            }
+        }
+        if notified {
+            return Ok(n + self.wait_polling(Some(Duration::ZERO), woken)?);
+        }
+        Ok(n)
+    }
+
+    /// One event: marks its directions ready and hands their waiters over.
+    #[inline]
+    fn deliver(
+        &self,
+        slots: &mut [Slot<W>],
+        key: usize,
+        readable: bool,
+        writable: bool,
+        woken: &mut Vec<W>,
+    ) {
+        let key = SourceKey::unpack(key);
+        let Some(slot) = slots
+            .get_mut(key.index as usize)
+            .filter(|s| s.generation == key.generation && s.fd.is_some())
+        else {
+            // Deregistered since the OS queued it: not for anyone now.
+            return;
+        };
+        if readable {
+            slot.ready[Dir::Read as usize] = true;
+            if let Some(w) = slot.read.take() {
+                woken.push(w);
+                self.waiters.set(self.waiters.get() - 1);
+            }
+        }
+        if writable {
+            slot.ready[Dir::Write as usize] = true;
+            if let Some(w) = slot.write.take() {
+                woken.push(w);
+                self.waiters.set(self.waiters.get() - 1);
+            }
+        }
+        if !self.edge && (slot.read.is_some() || slot.write.is_some()) {
+            // Oneshot disarmed the source; re-arm for the waiter left.
+            let mut ev = Event::none(key.pack());
+            ev.readable = slot.read.is_some();
+            ev.writable = slot.write.is_some();
+            if let Some(fd) = slot.fd {
+                // On failure the fd is gone; its owner will find out.
+                let _ = rearm(&self.poller, fd, ev);
+            }
+        }
     }
 }
 

@@ -9,6 +9,11 @@ use super::addr::{ToSocketAddrs, each_addr};
 use super::sys::{self, SockAddr};
 use super::{connect_fd, connect_state, family_of};
 use crate::io::AsyncFd;
+use crate::io::reactor::Dir;
+
+/// The names reads and writes give in misuse messages.
+const READ: &str = "std::io::Read on a socket (bucle::net)";
+const WRITE: &str = "std::io::Write on a socket (bucle::net)";
 
 /// The backlog [`TcpListener::bind`] asks `listen(2)` for: tokio's value
 /// (asyncio's `create_server` asks for 100). The kernel caps it at
@@ -260,7 +265,11 @@ impl TcpStream {
     ///
     /// When it has to wait outside a task of the stream's loop.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read_with(|s| (&*s).read(buf))
+        // Always tried first: a short read does not prove the stream
+        // drained, since an end of stream may already wait behind the
+        // bytes, and no edge would come for it (`polling` cannot ask epoll
+        // for `EPOLLRDHUP`).
+        self.io.io(Dir::Read, READ, |s| (&*s).read(buf))
     }
 
     /// Writes some of `buf`, suspending the task while the send buffer is
@@ -276,7 +285,12 @@ impl TcpStream {
     ///
     /// As [`TcpStream::read`].
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.write_with(|s| crate::io::sys::send(s.as_fd(), buf))
+        self.io.io_until(
+            Dir::Write,
+            WRITE,
+            |s| crate::io::sys::send(s.as_fd(), buf),
+            |&n| n < buf.len(),
+        )
     }
 
     /// Writes all of `buf`, suspending as often as needed.

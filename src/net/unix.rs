@@ -10,6 +10,11 @@ use std::path::Path;
 use super::sys::{self, SockAddr};
 use super::{connect_fd, connect_state};
 use crate::io::AsyncFd;
+use crate::io::reactor::Dir;
+
+/// The names reads and writes give in misuse messages.
+const READ: &str = "std::io::Read on a socket (bucle::net)";
+const WRITE: &str = "std::io::Write on a socket (bucle::net)";
 
 /// A Unix domain socket server: [`super::TcpListener`] for a path in the
 /// file system.
@@ -208,7 +213,11 @@ impl UnixStream {
     ///
     /// As [`TcpStream::read`](super::TcpStream::read).
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read_with(|s| (&*s).read(buf))
+        // Always tried first: a short read does not prove the stream
+        // drained, since an end of stream may already wait behind the
+        // bytes, and no edge would come for it (`polling` cannot ask epoll
+        // for `EPOLLRDHUP`).
+        self.io.io(Dir::Read, READ, |s| (&*s).read(buf))
     }
 
     /// Writes some of `buf`, suspending while the send buffer is full.
@@ -221,7 +230,12 @@ impl UnixStream {
     ///
     /// As [`TcpStream::read`](super::TcpStream::read).
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.write_with(|s| crate::io::sys::send(s.as_fd(), buf))
+        self.io.io_until(
+            Dir::Write,
+            WRITE,
+            |s| crate::io::sys::send(s.as_fd(), buf),
+            |&n| n < buf.len(),
+        )
     }
 
     /// Writes all of `buf`, suspending as often as needed.
