@@ -202,7 +202,7 @@ fn accept_out_of_descriptors_returns_emfile_at_once() {
             let err = listener.accept().unwrap_err();
             assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err:?}");
             assert!(
-                start.elapsed() < ms(500),
+                start.elapsed() < ms(5_000),
                 "accept took {:?} to report EMFILE",
                 start.elapsed()
             );

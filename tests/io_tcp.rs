@@ -467,7 +467,7 @@ fn an_idle_wait_for_a_connection_does_not_spin() {
         cpu() - before
     });
     assert!(
-        used < ms(50),
+        used < ms(100),
         "the loop used {used:?} of CPU in 200 ms idle"
     );
 }

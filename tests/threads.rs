@@ -312,17 +312,26 @@ fn to_thread_outside_a_task_is_refused() {
 #[test]
 fn two_jobs_submitted_at_once_run_at_once_even_with_one_idle_worker() {
     // One worker idle from an earlier job: a second job submitted before it
-    // wakes must get a thread of its own, not wait behind the first.
+    // wakes must get a thread of its own, not wait behind the first. Each
+    // job waits (10 s at most) to hear that the other has started: both
+    // hear it only if they run at the same time.
     bucle::run(|| bucle::to_thread(|| ()));
-    let started = Instant::now();
-    bucle::run(|| {
-        let a = bucle::spawn(|| bucle::to_thread(|| std::thread::sleep(ms(50))));
-        let b = bucle::spawn(|| bucle::to_thread(|| std::thread::sleep(ms(50))));
-        bucle::gather([a, b]).unwrap();
+    let (a_tx, a_rx) = mpsc::channel::<()>();
+    let (b_tx, b_rx) = mpsc::channel::<()>();
+    let met = bucle::run(move || {
+        let a = bucle::spawn(move || {
+            bucle::to_thread(move || {
+                a_tx.send(()).unwrap();
+                b_rx.recv_timeout(Duration::from_secs(10)).is_ok()
+            })
+        });
+        let b = bucle::spawn(move || {
+            bucle::to_thread(move || {
+                b_tx.send(()).unwrap();
+                a_rx.recv_timeout(Duration::from_secs(10)).is_ok()
+            })
+        });
+        bucle::gather([a, b]).unwrap()
     });
-    assert!(
-        started.elapsed() < ms(95),
-        "{:?}: the jobs ran one after the other",
-        started.elapsed()
-    );
+    assert_eq!(met, [true, true], "the jobs ran one after the other");
 }
