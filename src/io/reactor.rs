@@ -130,7 +130,15 @@ pub(crate) struct Reactor<W> {
     waiters: Cell<usize>,
     /// Reused buffer for `wait`'s events.
     events: RefCell<Events>,
+    /// Reused buffer for the Linux fast path's raw events (allocated and
+    /// zeroed once; the kernel overwrites the entries it reports).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    raw_events: RefCell<Vec<libc::epoll_event>>,
 }
+
+/// Events one fast-path `epoll_wait` can return.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const RAW_EVENTS: usize = 256;
 
 impl<W> fmt::Debug for Reactor<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -157,6 +165,8 @@ impl<W> Reactor<W> {
             free: RefCell::new(Vec::new()),
             waiters: Cell::new(0),
             events: RefCell::new(Events::new()),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            raw_events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; RAW_EVENTS]),
         })
     }
 
@@ -390,18 +400,18 @@ impl<W> Reactor<W> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn wait_epoll(&self, nonblocking: bool, woken: &mut Vec<W>) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
-        const CAPACITY: usize = 256;
-        let mut buf = [libc::epoll_event { events: 0, u64: 0 }; CAPACITY];
+        let mut buf = self.raw_events.borrow_mut();
         let epfd = self.poller.as_raw_fd();
         let n = loop {
-            // SAFETY: `buf` is a live array of CAPACITY epoll_events that
-            // the kernel fills (up to the count returned), and `epfd` is the
-            // poller's epoll descriptor, open as long as `self.poller` is.
+            // SAFETY: `buf` is a live, initialised slice of `buf.len()`
+            // epoll_events that the kernel overwrites (up to the count
+            // returned), and `epfd` is the poller's epoll descriptor, open
+            // as long as `self.poller` is.
             let n = unsafe {
                 libc::epoll_wait(
                     epfd,
                     buf.as_mut_ptr(),
-                    CAPACITY as libc::c_int,
+                    buf.len() as libc::c_int,
                     if nonblocking { 0 } else { -1 },
                 )
             };
@@ -430,6 +440,7 @@ impl<W> Reactor<W> {
                 self.deliver(&mut slots, key, readable, writable, woken);
             }
         }
+        drop(buf);
         if notified {
             return Ok(n + self.wait_polling(Some(Duration::ZERO), woken)?);
         }

@@ -89,6 +89,8 @@ fn sleep_on(me: &TaskRef, core: &core::Core, deadline: Duration, what: &str) {
 #[cold]
 #[inline(never)]
 fn sleep_forever(me: &TaskRef, deadline: Duration, what: &str) {
+    // A new suspension number even with no waker to hand out: a waker left
+    // from an earlier suspension (a dead timer) must not match this one.
     drop(core::prepare_wait(me));
     core::park(me, Wait::Sleep(deadline), what);
 }
