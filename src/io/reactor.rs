@@ -95,6 +95,15 @@ struct Slot<W> {
     ready: [bool; 2],
 }
 
+/// The slot `key` names, if the key is still current: its generation
+/// matches and the slot holds a registration (a freed slot's generation has
+/// moved on).
+fn slot_of<W>(slots: &mut [Slot<W>], key: SourceKey) -> Option<&mut Slot<W>> {
+    slots
+        .get_mut(key.index as usize)
+        .filter(|s| s.generation == key.generation && s.fd.is_some())
+}
+
 impl<W> Slot<W> {
     fn dir(&mut self, dir: Dir) -> &mut Option<W> {
         match dir {
@@ -247,10 +256,7 @@ impl<W> Reactor<W> {
     /// closed). A stale key does nothing.
     pub(crate) fn deregister(&self, key: SourceKey, fd: BorrowedFd<'_>) -> [Option<W>; 2] {
         let mut slots = self.slots.borrow_mut();
-        let Some(slot) = slots
-            .get_mut(key.index as usize)
-            .filter(|s| s.generation == key.generation && s.fd.is_some())
-        else {
+        let Some(slot) = slot_of(&mut slots, key) else {
             return [None, None];
         };
         // An error here means the fd was no longer registered (closed
@@ -275,10 +281,7 @@ impl<W> Reactor<W> {
         w: W,
     ) -> Result<(), (SetWaiter, W)> {
         let mut slots = self.slots.borrow_mut();
-        let Some(slot) = slots
-            .get_mut(key.index as usize)
-            .filter(|s| s.generation == key.generation && s.fd.is_some())
-        else {
+        let Some(slot) = slot_of(&mut slots, key) else {
             return Err((SetWaiter::Gone, w));
         };
         let waiter = slot.dir(dir);
@@ -316,9 +319,7 @@ impl<W> Reactor<W> {
         is_mine: impl FnOnce(&W) -> bool,
     ) -> Option<W> {
         let mut slots = self.slots.borrow_mut();
-        let slot = slots
-            .get_mut(key.index as usize)
-            .filter(|s| s.generation == key.generation)?;
+        let slot = slot_of(&mut slots, key)?;
         let waiter = slot.dir(dir);
         if !waiter.as_ref().is_some_and(is_mine) {
             return None;
@@ -332,11 +333,7 @@ impl<W> Reactor<W> {
     /// will find the source closed.
     #[inline]
     pub(crate) fn is_ready(&self, key: SourceKey, dir: Dir) -> bool {
-        let slots = self.slots.borrow();
-        match slots.get(key.index as usize) {
-            Some(s) if s.generation == key.generation => s.ready[dir as usize],
-            _ => true,
-        }
+        slot_of(&mut self.slots.borrow_mut(), key).is_none_or(|s| s.ready[dir as usize])
     }
 
     /// Records that an operation found direction `dir` drained: the next
@@ -348,10 +345,7 @@ impl<W> Reactor<W> {
             return;
         }
         let mut slots = self.slots.borrow_mut();
-        if let Some(s) = slots
-            .get_mut(key.index as usize)
-            .filter(|s| s.generation == key.generation)
-        {
+        if let Some(s) = slot_of(&mut slots, key) {
             s.ready[dir as usize] = false;
         }
     }
@@ -458,10 +452,7 @@ impl<W> Reactor<W> {
         woken: &mut Vec<W>,
     ) {
         let key = SourceKey::unpack(key);
-        let Some(slot) = slots
-            .get_mut(key.index as usize)
-            .filter(|s| s.generation == key.generation && s.fd.is_some())
-        else {
+        let Some(slot) = slot_of(slots, key) else {
             // Deregistered since the OS queued it: not for anyone now.
             return;
         };
