@@ -81,17 +81,13 @@ impl<T: AsFd + 'static> AsyncFd<T> {
     /// Outside a running loop.
     pub fn new(inner: T) -> io::Result<Self> {
         let core = core::running("bucle::io::AsyncFd::new");
-        Self::on(&core, inner)
-    }
-
-    pub(crate) fn on(core: &Rc<Core>, inner: T) -> io::Result<Self> {
         let fd = inner.as_fd();
         sys::set_nonblocking(fd)?;
         sys::no_sigpipe(fd).ok();
         let key = core.reactor()?.register(fd)?;
         Ok(AsyncFd {
             inner: Some(inner),
-            core: core.clone(),
+            core,
             key,
             closed: Cell::new(false),
         })
@@ -131,9 +127,6 @@ impl<T: AsFd + 'static> AsyncFd<T> {
     /// an error, and so does every later operation. The descriptor is
     /// closed when the `AsyncFd` is dropped. Idempotent.
     pub fn close(&self) {
-        if self.closed.get() {
-            return;
-        }
         for waiter in self.leave() {
             waiter.wake();
         }
@@ -372,9 +365,7 @@ fn closed() -> io::Error {
 impl<T: AsFd + 'static> Drop for AsyncFd<T> {
     fn drop(&mut self) {
         // Leave the reactor before `inner` (and with it the fd) is dropped.
-        for waiter in self.leave() {
-            waiter.wake();
-        }
+        self.close();
     }
 }
 
