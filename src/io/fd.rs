@@ -268,6 +268,32 @@ impl<T: AsFd + 'static> AsyncFd<T> {
         }
     }
 
+    /// One attempt at `op`, never waiting: `WouldBlock` if the reactor
+    /// knows the direction drained (or the OS says so), the operation's
+    /// result otherwise. `drained` is as for [`AsyncFd::io_until`]. For
+    /// calls that must not suspend (a stream writer's `write`).
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Dir,
+        op: impl FnOnce(&T) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        if self.closed.get() {
+            return Err(closed());
+        }
+        let reactor = self.core.reactor()?;
+        if !reactor.is_ready(self.key, dir) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let done = op(self.get_ref());
+        match &done {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => reactor.drained(self.key, dir),
+            Ok(r) if drained(r) => reactor.drained(self.key, dir),
+            _ => {}
+        }
+        done
+    }
+
     fn wait(&self, dir: Dir, what: &'static str) -> io::Result<()> {
         if self.closed.get() {
             return Err(closed());

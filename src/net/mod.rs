@@ -21,6 +21,8 @@ use std::time::Duration;
 use crate::io::AsyncFd;
 
 mod addr;
+mod server;
+mod stream;
 mod sys;
 mod tcp;
 mod udp;
@@ -28,6 +30,10 @@ mod udp;
 mod unix;
 
 pub use addr::ToSocketAddrs;
+pub use server::{ACCEPT_RETRY_DELAY, HandlerOutput, Server, ServerBuilder, start_server};
+pub use stream::{
+    DEFAULT_HIGH_WATER, DEFAULT_LIMIT, ReadError, StreamReader, StreamWriter, open_connection,
+};
 pub use tcp::{BACKLOG, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 #[cfg(unix)]

@@ -65,11 +65,23 @@ impl TcpListener {
     ///
     /// Outside a running loop; for a host name to resolve, outside a task.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        let listener = each_addr(&addr, |a| {
+        TcpListener::bind_with(&addr, BACKLOG, true)
+    }
+
+    /// [`TcpListener::bind`] with a chosen backlog and `SO_REUSEADDR`
+    /// (`loop.create_server(backlog=, reuse_address=)`).
+    pub(crate) fn bind_with(
+        addr: &(impl ToSocketAddrs + ?Sized),
+        backlog: i32,
+        reuse_address: bool,
+    ) -> io::Result<TcpListener> {
+        let listener = each_addr(addr, |a| {
             let fd = sys::socket(family_of(a), libc::SOCK_STREAM)?;
-            sys::set_int_option(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+            if reuse_address {
+                sys::set_int_option(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+            }
             sys::bind(fd.as_fd(), &SockAddr::inet(a))?;
-            sys::listen(fd.as_fd(), BACKLOG)?;
+            sys::listen(fd.as_fd(), backlog)?;
             Ok(net::TcpListener::from(fd))
         })?;
         Ok(TcpListener {
@@ -288,6 +300,16 @@ impl TcpStream {
         self.io.io_until(
             Dir::Write,
             WRITE,
+            |s| crate::io::sys::send(s.as_fd(), buf),
+            |&n| n < buf.len(),
+        )
+    }
+
+    /// One `send(2)` of `buf` that never suspends: `WouldBlock` when the
+    /// send buffer is full. For [`StreamWriter::write`](super::StreamWriter::write).
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io.try_io(
+            Dir::Write,
             |s| crate::io::sys::send(s.as_fd(), buf),
             |&n| n < buf.len(),
         )

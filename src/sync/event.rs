@@ -104,7 +104,7 @@ impl Event {
 
     /// [`Event::wait`], naming what the event stands for in a deadlock
     /// report (`Queue.join` waits on one).
-    pub(super) fn wait_labeled(&self, what: &'static str) {
+    pub(crate) fn wait_labeled(&self, what: &'static str) {
         let inner = &*self.inner;
         while !inner.value.get() {
             let fut = Future::new();
