@@ -518,3 +518,45 @@ fn virtual_clock_wakes_sleepers_in_deadline_order() {
     assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(log.get(), strs(&["1h", "3h", "5h", "7h", "9h"]));
 }
+
+/// Found by a differential run against CPython: `t0` joins `t1`; `t1`,
+/// while running, cancels `t0` and then panics. asyncio forwards `t0`'s
+/// cancel to `t1` (which is marked to be cancelled at its next suspension)
+/// and does not cancel `t0` itself; `t1` ends with its exception, so `t0`'s
+/// `await t1` raises it and `t0` goes on. CPython 3.11 prints:
+///
+/// ```text
+/// t0 got t1 error: boom
+/// t0 done
+/// t0 cancelled? False
+/// ```
+#[test]
+fn a_cancel_forwarded_to_a_joined_task_that_then_panics_leaves_the_joiner_running() {
+    use bucle::JoinError;
+    let log = Log::new();
+    let l = log.clone();
+    run_virtual(move || {
+        let t0 = {
+            let l = l.clone();
+            bucle::spawn(move || {
+                let me = bucle::current_task().unwrap();
+                let t1 = bucle::spawn(move || {
+                    assert!(me.cancel(), "t0 is waiting: the cancel is taken");
+                    std::panic::resume_unwind(Box::new("boom"));
+                });
+                match t1.join() {
+                    Err(JoinError::Panicked(msg)) => l.push(format!("t0 got t1 error: {msg}")),
+                    other => l.push(format!("t0 got {other:?}")),
+                }
+                bucle::yield_now(); // still running: no cancel is pending
+                l.push("t0 done");
+            })
+        };
+        let r = t0.join();
+        l.push(format!("t0 cancelled? {}", r.is_err()));
+    });
+    assert_eq!(
+        log.take(),
+        strs(&["t0 got t1 error: boom", "t0 done", "t0 cancelled? false"])
+    );
+}

@@ -47,6 +47,8 @@ enum Op {
     Cancel(usize),
     /// Return early.
     Finish,
+    /// Panic (never main): the task ends with an error its joiners get.
+    Panic,
 }
 
 const FUTURES: usize = 2;
@@ -73,7 +75,15 @@ enum State {
     Scheduled,
     Running,
     Waiting(Wait),
-    Done { cancelled: bool },
+    Done(End),
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Returned,
+    Cancelled,
+    Panicked,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +94,10 @@ struct MTask {
     pc: usize,
     /// A cancellation requested and not yet delivered.
     cancel: bool,
+    /// A cancellation forwarded to the task this one joins (asyncio's
+    /// `Task.cancel` on a task awaiting another): delivered when the join
+    /// returns only if the joined task ended cancelled.
+    forwarded: bool,
     /// Incremented at every suspension that a waker can end.
     seq: u64,
     /// Joiners: (task, seq), in registration order.
@@ -141,6 +155,7 @@ impl<'p> Model<'p> {
                     started: false,
                     pc: 0,
                     cancel: false,
+                    forwarded: false,
                     seq: 0,
                     joiners: Vec::new(),
                 };
@@ -236,8 +251,8 @@ impl<'p> Model<'p> {
         }
     }
 
-    fn finish(&mut self, t: usize, cancelled: bool) {
-        self.tasks[t].state = State::Done { cancelled };
+    fn finish(&mut self, t: usize, end: End) {
+        self.tasks[t].state = State::Done(end);
         self.tasks[t].cancel = false;
         for (w, s) in std::mem::take(&mut self.tasks[t].joiners) {
             self.wake(w, s);
@@ -260,7 +275,7 @@ impl<'p> Model<'p> {
     }
 
     fn cancel_task(&mut self, j: usize) -> bool {
-        if matches!(self.tasks[j].state, State::Done { .. }) {
+        if matches!(self.tasks[j].state, State::Done(_)) {
             return false;
         }
         self.tasks[j].cancel = true;
@@ -272,7 +287,11 @@ impl<'p> Model<'p> {
     fn interrupt_wait(&mut self, j: usize) {
         match self.tasks[j].state {
             State::Waiting(Wait::Join(k)) => {
-                self.cancel_task(k);
+                // Forwarded: `j` goes on waiting, and gets `k`'s outcome.
+                if self.cancel_task(k) {
+                    self.tasks[j].cancel = false;
+                    self.tasks[j].forwarded = true;
+                }
             }
             State::Waiting(Wait::Fut(f)) => {
                 // A future someone waits on is pending: cancelling it wakes
@@ -295,7 +314,7 @@ impl<'p> Model<'p> {
         }
         if !self.tasks[t].started && self.tasks[t].cancel {
             // Cancelled before its first step: never runs.
-            self.finish(t, true);
+            self.finish(t, End::Cancelled);
             return;
         }
         self.tasks[t].state = State::Running;
@@ -305,17 +324,22 @@ impl<'p> Model<'p> {
         } else if self.tasks[t].cancel {
             self.tasks[t].cancel = false;
             self.emit(t, "unwound");
-            self.finish(t, true);
+            self.finish(t, End::Cancelled);
             return;
         } else {
             // Resume the op it was suspended in.
             let pc = self.tasks[t].pc;
+            let forwarded = std::mem::take(&mut self.tasks[t].forwarded);
             let out = match self.prog.scripts[t][pc] {
                 Op::Yield => "yielded",
                 Op::Sleep(_) => "slept",
                 Op::Join(j) => match self.tasks[j].state {
-                    State::Done { cancelled: false } => "ok",
-                    State::Done { cancelled: true } => "cancelled",
+                    State::Done(End::Cancelled) if forwarded => {
+                        self.emit(t, "unwound");
+                        self.finish(t, End::Cancelled);
+                        return;
+                    }
+                    State::Done(end) => join_out(end),
                     s => unreachable!("joiner woken before {j} finished: {s:?}"),
                 },
                 Op::Wait(f) => match self.futs[f].done {
@@ -350,8 +374,12 @@ impl<'p> Model<'p> {
                 // A task that cancelled itself and then returned without
                 // suspending again still ends cancelled (asyncio's
                 // `_must_cancel` checked at StopIteration).
-                let cancelled = std::mem::take(&mut self.tasks[t].cancel);
-                self.finish(t, cancelled);
+                let end = if std::mem::take(&mut self.tasks[t].cancel) {
+                    End::Cancelled
+                } else {
+                    End::Returned
+                };
+                self.finish(t, end);
                 return;
             };
             let out = match op {
@@ -383,8 +411,7 @@ impl<'p> Model<'p> {
                         "skip"
                     } else {
                         match self.tasks[j].state {
-                            State::Done { cancelled: false } => "ok",
-                            State::Done { cancelled: true } => "cancelled",
+                            State::Done(end) => join_out(end),
                             _ => {
                                 self.tasks[t].seq += 1;
                                 let seq = self.tasks[t].seq;
@@ -426,10 +453,26 @@ impl<'p> Model<'p> {
                     self.tasks[t].pc = script.len();
                     continue;
                 }
+                Op::Panic => {
+                    self.emit(t, format!("op{pc} panic"));
+                    self.emit(t, "unwound");
+                    self.tasks[t].cancel = false;
+                    self.finish(t, End::Panicked);
+                    return;
+                }
             };
             self.emit(t, format!("op{pc} {out}"));
             self.tasks[t].pc += 1;
         }
+    }
+}
+
+/// What a join logs for a task that ended so.
+fn join_out(end: End) -> &'static str {
+    match end {
+        End::Returned => "ok",
+        End::Cancelled => "cancelled",
+        End::Panicked => "panicked",
     }
 }
 
@@ -492,7 +535,7 @@ fn body(s: Rc<Shared>, t: usize) -> impl FnOnce() + 'static {
                         None => "skip",
                         Some(Ok(())) => "ok",
                         Some(Err(JoinError::Cancelled)) => "cancelled",
-                        Some(Err(JoinError::Panicked(m))) => panic!("t{j} panicked: {m}"),
+                        Some(Err(JoinError::Panicked(_))) => "panicked",
                     }
                 }
                 Op::Set(f) => match s.futs[f].set_result(()) {
@@ -524,6 +567,11 @@ fn body(s: Rc<Shared>, t: usize) -> impl FnOnce() + 'static {
                     }
                 }
                 Op::Finish => break,
+                Op::Panic => {
+                    s.emit(t, format!("op{pc} panic"));
+                    // Without the panic hook's noise.
+                    std::panic::resume_unwind(Box::new(format!("t{t} panics")));
+                }
             };
             s.emit(t, format!("op{pc} {out}"));
         }
@@ -543,6 +591,8 @@ fn real(prog: &Program) -> (Vec<String>, Ending) {
     });
     let ending = {
         let lp = support::vloop();
+        // Panics nobody joins are reported; they are part of the program.
+        lp.set_exception_handler(|_| {});
         let main = body(shared.clone(), 0);
         let ending = match catch(|| lp.run_until_complete(main)) {
             Ok(()) => Ending::Completed,
@@ -587,7 +637,8 @@ struct RawOp {
 }
 
 fn raw_op() -> impl Strategy<Value = RawOp> {
-    // Weights: yield, sleep, join, set, wait, cancel, finish, set later.
+    // Weights: yield, sleep, join, set, wait, cancel, finish, set later,
+    // panic.
     prop_oneof![
         3 => Just(0u8),
         3 => Just(1u8),
@@ -597,6 +648,7 @@ fn raw_op() -> impl Strategy<Value = RawOp> {
         2 => Just(5u8),
         1 => Just(6u8),
         2 => Just(7u8),
+        1 => Just(8u8),
     ]
     .prop_flat_map(|kind| (Just(kind), any::<u8>()))
     .prop_map(|(kind, a)| RawOp { kind, a })
@@ -613,6 +665,7 @@ fn cook(raw: RawOp, i: usize, n: usize) -> Op {
         5 if n > 1 => Op::Cancel(1 + a % (n - 1)),
         6 => Op::Finish,
         7 => Op::SetLater(1 + (a % 3) as u64, (a / 3) % FUTURES),
+        8 if i > 0 => Op::Panic,
         _ => Op::Yield,
     }
 }
@@ -845,6 +898,7 @@ fn op_json(op: Op) -> String {
         Op::Wait(f) => format!("[\"Wait\",{f}]"),
         Op::Cancel(j) => format!("[\"Cancel\",{j}]"),
         Op::Finish => "[\"Finish\"]".into(),
+        Op::Panic => "[\"Panic\"]".into(),
     }
 }
 
@@ -879,4 +933,62 @@ fn dump_programs_for_cpython() {
         ));
     }
     std::fs::write(path, out).unwrap();
+}
+
+/// asyncio forwards a cancel to the awaited task and leaves the awaiting one
+/// alone: when the awaited task then raises, the awaiting one gets that
+/// error and goes on (CPython 3.11 prints "t0 got t1 error" and finishes t0
+/// normally for the equivalent program).
+#[test]
+fn fixed_a_forwarded_cancel_leaves_the_joiner_the_joined_tasks_panic() {
+    use Op::*;
+    fixed(
+        vec![
+            vec![Spawn(1), Join(1)],
+            vec![Spawn(2), Join(2)],
+            vec![Cancel(1), Panic],
+        ],
+        &[
+            "t0 start",
+            "t0 op0 spawned",
+            "t1 start",
+            "t1 op0 spawned",
+            "t2 start",
+            "t2 op0 true",
+            "t2 op1 panic",
+            "t2 unwound",
+            "t1 op1 panicked",
+            "t1 end",
+            "t0 op1 ok",
+            "t0 end",
+        ],
+        Ending::Completed,
+    );
+}
+
+/// The same, but the joined task ends cancelled: the forwarded cancel then
+/// unwinds the joiner too.
+#[test]
+fn fixed_a_forwarded_cancel_unwinds_the_joiner_when_the_joined_task_is_cancelled() {
+    use Op::*;
+    fixed(
+        vec![
+            vec![Spawn(1), Join(1)],
+            vec![Spawn(2), Join(2)],
+            vec![Cancel(1), Yield],
+        ],
+        &[
+            "t0 start",
+            "t0 op0 spawned",
+            "t1 start",
+            "t1 op0 spawned",
+            "t2 start",
+            "t2 op0 true",
+            "t2 unwound",
+            "t1 unwound",
+            "t0 op1 cancelled",
+            "t0 end",
+        ],
+        Ending::Completed,
+    );
 }

@@ -1220,7 +1220,18 @@ fn interrupt_wait(core: &Core, task: &TaskRef) {
     match wait {
         Wait::Nothing => {}
         Wait::Join(other) => {
-            cancel_task(&other);
+            // asyncio forwards the cancel to the awaited task and, when
+            // that task takes it, does not cancel the awaiting one: it
+            // gets the awaited task's outcome (see `Task::wait_done`).
+            if cancel_task(&other) {
+                if let Some(interrupt) = h.interrupt.take() {
+                    let merged = match h.forwarded.get() {
+                        Some(Interrupt::Cancel) => Interrupt::Cancel,
+                        _ => interrupt,
+                    };
+                    h.forwarded.set(Some(merged));
+                }
+            }
         }
         Wait::Future { future, .. } => {
             if !future.cancel_for_waiter() && h.state.get() == State::Waiting {

@@ -143,6 +143,13 @@ pub(crate) struct Header {
     /// performed when it next resumes. A cancel overrides a scope; a scope
     /// does not override anything (the first scope to fire is reported).
     pub(crate) interrupt: Cell<Option<Interrupt>>,
+    /// An unwind requested while the task was joining another task, and
+    /// forwarded to that task instead (asyncio's `Task.cancel` cancels the
+    /// awaited task and leaves the awaiting one alone). Performed when the
+    /// join returns only if the joined task ended cancelled; otherwise the
+    /// join returns the joined task's outcome and this is dropped. Set only
+    /// while the task waits in a join; taken when the join returns.
+    pub(crate) forwarded: Cell<Option<Interrupt>>,
     /// Incremented at every suspension; a [`Waker`] is valid only for the
     /// suspension it was made for. Never decreases.
     pub(crate) wait_seq: Cell<u64>,
@@ -433,9 +440,12 @@ impl<T: 'static> Task<T> {
     /// # Panics
     ///
     /// Outside a task of a running loop; when a task joins itself. If the
-    /// joining task is cancelled while it waits, the joined task is
-    /// cancelled too (asyncio's rule), and `join` unwinds the joining task
-    /// once the joined one has finished.
+    /// joining task is cancelled while it waits, the cancel is forwarded to
+    /// the joined task (asyncio's rule); once that one has finished, `join`
+    /// unwinds the joining task if it ended cancelled, and otherwise
+    /// returns its outcome: a joined task that panics before its next
+    /// suspension ends panicked, and the joining task gets that panic and
+    /// goes on, as with asyncio's `await task`.
     #[inline(always)]
     pub fn join(self) -> Result<T, JoinError> {
         self.wait_done("bucle::Task::join", true);
@@ -478,6 +488,18 @@ impl<T: 'static> Task<T> {
             Wait::Shield(target)
         };
         core::park(&me, wait, what);
+        // A cancel (or a scope) forwarded to the joined task while we
+        // waited: asyncio's `await t1` raises `CancelledError` only if
+        // `t1` ended cancelled; if it returned or raised, the awaiting
+        // task gets that outcome and goes on.
+        if let Some(interrupt) = me.header.forwarded.take() {
+            if self.cell.header.outcome.get() == Outcome::Cancelled {
+                match interrupt {
+                    Interrupt::Cancel => panic::resume_unwind(Box::new(CancelledUnwind)),
+                    Interrupt::Scope(id) => panic::resume_unwind(Box::new(ScopeUnwind(id))),
+                }
+            }
+        }
     }
 }
 
@@ -647,7 +669,8 @@ impl AnyTask {
 
     /// Whether a cancellation has been requested and not yet delivered.
     pub fn is_cancelling(&self) -> bool {
-        self.task.header.interrupt.get() == Some(Interrupt::Cancel)
+        let h = &self.task.header;
+        h.interrupt.get() == Some(Interrupt::Cancel) || h.forwarded.get() == Some(Interrupt::Cancel)
     }
 }
 
@@ -781,6 +804,7 @@ impl TaskBuilder {
                 wait_seq: Cell::new(0),
                 wait: RefCell::new(Wait::Nothing),
                 interrupt: Cell::new(None),
+                forwarded: Cell::new(None),
                 generator: RefCell::new(None),
                 yielder: YielderSlot::new(),
                 waiters: RefCell::new(WaitList::Empty),
