@@ -15,21 +15,26 @@
 //!   the server to close the other: the server has logged the departure
 //!   by then.
 //!
-//! The server is `examples/05_chat_server.rs`'s, but for the three lines
-//! marked "Guion".
+//! The server is `examples/05_chat_server.rs`'s (included as a module),
+//! but for the two lines of its handler marked "Guion".
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use bucle::net::{ReadError, StreamReader, StreamWriter, open_connection, start_server};
+use bucle::net::{StreamReader, StreamWriter, open_connection, start_server};
 use bucle::sync::Queue;
 use bucle::{Future, Task};
 
-/// `clients = set()`: the writers of the connected clients.
-type Clients = Rc<RefCell<HashSet<StreamWriter>>>;
+// The seed's server, whose handler's `try:` and `finally:` blocks (the
+// relay, and the departure) the handler below runs.
+#[allow(dead_code)] // its `main` and `handle_client`
+#[path = "05_chat_server.rs"]
+mod chat_server;
+
+use chat_server::{Clients, relay_until_gone};
 
 /// What the script adds to the seed's server.
 #[derive(Clone, Default)]
@@ -50,25 +55,6 @@ impl Guion {
     }
 }
 
-fn invalid_data(e: std::str::Utf8Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
-}
-
-/// The seed's `finally:` block, as a guard (see `05_chat_server.rs`).
-struct Member<'a> {
-    clients: &'a Clients,
-    writer: &'a StreamWriter,
-    addr: &'a str,
-}
-
-impl Drop for Member<'_> {
-    fn drop(&mut self) {
-        println!("Conexión cerrada: {}", self.addr);
-        self.clients.borrow_mut().remove(self.writer);
-        self.writer.close();
-    }
-}
-
 fn handle_client(
     clients: &Clients,
     guion: &Guion,
@@ -84,50 +70,7 @@ fn handle_client(
     clients.borrow_mut().insert(writer.clone());
     // Guion: the client is in the set.
     guion.llegadas.put_nowait(addr.clone()).expect("unbounded");
-    let member = Member {
-        clients,
-        writer: &writer,
-        addr: &addr,
-    };
-    let relayed = relay(clients, &reader, &writer, &addr);
-    drop(member);
-    let closed = writer.wait_closed();
-    relayed.and(closed)
-}
-
-/// The seed's `try:` block (see `05_chat_server.rs`, which says why it
-/// iterates a snapshot of the set).
-fn relay(
-    clients: &Clients,
-    reader: &StreamReader,
-    writer: &StreamWriter,
-    addr: &str,
-) -> io::Result<()> {
-    loop {
-        let data = match reader.readline() {
-            Ok(data) => data,
-            Err(ReadError::Incomplete { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        if data.is_empty() {
-            return Ok(());
-        }
-        let message = std::str::from_utf8(&data).map_err(invalid_data)?;
-        println!("Recibido de {addr}: {}", message.trim());
-        let others: Vec<StreamWriter> = clients
-            .borrow()
-            .iter()
-            .filter(|client| *client != writer)
-            .cloned()
-            .collect();
-        for client in others {
-            if !clients.borrow().contains(&client) {
-                continue;
-            }
-            client.write(&data);
-            client.drain()?;
-        }
-    }
+    relay_until_gone(clients, &reader, &writer, &addr)
 }
 
 /// One of the chat's users.
@@ -174,10 +117,11 @@ impl Cliente {
 
     fn despedirse(self) -> io::Result<()> {
         println!("{} se despide", self.nombre);
-        self.writer.write_eof(); // the server reads the end of the stream...
-        self.escucha
-            .join()
-            .map_err(|e| io::Error::other(e.to_string()))??; // ...closes, and the listener reads the end
+        // The server reads the end of the stream, logs the departure and
+        // closes; the listener then reads the end, and returns.
+        self.writer.write_eof();
+        let escuchado = self.escucha.join();
+        escuchado.map_err(|e| io::Error::other(e.to_string()))??;
         self.writer.close();
         self.writer.wait_closed()
     }
@@ -189,7 +133,8 @@ fn listen(reader: &StreamReader, buzon: &Queue<String>) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
         }
-        let line = std::str::from_utf8(&data).map_err(invalid_data)?;
+        let line = std::str::from_utf8(&data)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         buzon.put(line.trim().to_string()).expect("never shut down");
     }
 }

@@ -24,7 +24,7 @@ use bucle::net::{ReadError, StreamReader, StreamWriter, start_server};
 /// `clients = set()`: the writers of the connected clients. A
 /// `StreamWriter` compares and hashes by connection, as asyncio's writers
 /// do by identity.
-type Clients = Rc<RefCell<HashSet<StreamWriter>>>;
+pub(crate) type Clients = Rc<RefCell<HashSet<StreamWriter>>>;
 
 /// A socket address as Python prints the tuple `getpeername()` and
 /// `getsockname()` return: `('127.0.0.1', 8888)`, or for IPv6
@@ -63,12 +63,23 @@ fn handle_client(clients: &Clients, reader: StreamReader, writer: StreamWriter) 
     let addr = peername(writer.peer_addr()?);
     println!("Nueva conexión: {addr}");
     clients.borrow_mut().insert(writer.clone());
+    relay_until_gone(clients, &reader, &writer, &addr)
+}
+
+/// The rest of the seed's handler, its `try:` and `finally:` blocks, for a
+/// client in the set. (`05_chat_guion.rs`'s server runs them too.)
+pub(crate) fn relay_until_gone(
+    clients: &Clients,
+    reader: &StreamReader,
+    writer: &StreamWriter,
+    addr: &str,
+) -> io::Result<()> {
     let member = Member {
         clients,
-        writer: &writer,
-        addr: &addr,
+        writer,
+        addr,
     };
-    let relayed = relay(clients, &reader, &writer, &addr);
+    let relayed = relay(clients, reader, writer, addr);
     drop(member);
     // `await writer.wait_closed()`, the last line of the `finally:`.
     let closed = writer.wait_closed();

@@ -12,7 +12,8 @@
 # - a client leaves by ending its half of the connection and waiting for
 #   the server to close the other: the server has logged the departure by
 #   then.
-# The server is the seed's, but for the three lines marked "Guion".
+# The server is the seed's, but for the two lines of its handler marked
+# "Guion" (and the two tables they use, marked too).
 import asyncio
 
 clients = set()
