@@ -478,6 +478,64 @@ fn stage_5_io() {
         println!("   then: {:?}", String::from_utf8_lossy(&buf[..n]));
     });
 
+    println!("-- a chat (story: 05_chat_guion): a set of writers, each line relayed to the others");
+    bucle::run(|| {
+        use std::collections::HashSet;
+
+        use bucle::net::{StreamReader, StreamWriter, open_connection, start_server};
+        let clients: Rc<RefCell<HashSet<StreamWriter>>> = Rc::default();
+        let counted = clients.clone();
+        let handler = move |reader: StreamReader, writer: StreamWriter| -> std::io::Result<()> {
+            clients.borrow_mut().insert(writer.clone());
+            loop {
+                let line = reader.readline()?;
+                if line.is_empty() {
+                    break; // this client left
+                }
+                // A snapshot of the set: `drain` may suspend, and the set change meanwhile.
+                let others: Vec<_> = clients
+                    .borrow()
+                    .iter()
+                    .filter(|c| **c != writer)
+                    .cloned()
+                    .collect();
+                for other in others {
+                    other.write(&line);
+                    other.drain()?;
+                }
+            }
+            clients.borrow_mut().remove(&writer);
+            Ok(())
+        };
+        let server = start_server(handler, "127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let people: Vec<_> = ["ana", "beto", "carla"]
+            .map(|name| (name, open_connection(addr).unwrap()))
+            .into();
+        while counted.borrow().len() < people.len() {
+            bucle::sleep(Duration::from_millis(1)); // until the server counts everyone
+        }
+        for (name, (_, writer)) in &people {
+            writer.write(format!("{name}: hola\n").as_bytes());
+            for (other, (reader, _)) in people.iter().filter(|(other, _)| other != name) {
+                let line = reader.readline().unwrap();
+                println!(
+                    "   {other} got \"{}\"",
+                    String::from_utf8_lossy(&line).trim_end()
+                );
+            }
+        }
+        for (_, (_, writer)) in &people {
+            writer.close();
+        }
+        server.close();
+        server.wait_closed(); // every handler saw its client leave
+        println!(
+            "   all left; the server's set is empty: {}",
+            counted.borrow().is_empty()
+        );
+    });
+
     println!("-- to_thread: blocking work on a worker thread while the loop goes on");
     bucle::run(|| {
         let start = Instant::now();
