@@ -80,6 +80,84 @@ const EXAMPLES: &[Example] = &[
         real_clock: false,
     },
     Example {
+        name: "03_twitter_facebook",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_twitter_facebook.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_holamundo_async",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_holamundo_async.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_hola_adios",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_hola_adios.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_bucle_manual",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_bucle_manual.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_run_forever",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_run_forever.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_say_hello",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_say_hello.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_decir_hola",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_decir_hola.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_corrutinas",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_corrutinas.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_set_after",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_set_after.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_set_future",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_set_future.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_faulty_task",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_faulty_task.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_as_completed",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_as_completed.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "03_shield",
+        chapter: "docs/03-awaitables.md",
+        python: Some("examples/python/03_shield.py"),
+        real_clock: false,
+    },
+    Example {
         name: "04_tareas_asyncio",
         chapter: "docs/04-timers.md",
         python: Some("examples/python/04_tareas_asyncio.py"),
@@ -101,6 +179,12 @@ const EXAMPLES: &[Example] = &[
         name: "04_timeout",
         chapter: "docs/04-timers.md",
         python: Some("examples/python/04_timeout.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "04_bloqueante",
+        chapter: "docs/04-timers.md",
+        python: Some("examples/python/04_bloqueante.py"),
         real_clock: false,
     },
     Example {
@@ -132,6 +216,12 @@ const EXAMPLES: &[Example] = &[
         real_clock: true,
     },
     Example {
+        name: "05_tarea_bloqueante",
+        chapter: "docs/05-io.md",
+        python: Some("examples/python/05_tarea_bloqueante.py"),
+        real_clock: true,
+    },
+    Example {
         name: "06_lock",
         chapter: "docs/06-sync-and-queues.md",
         python: Some("examples/python/06_lock.py"),
@@ -159,6 +249,12 @@ const EXAMPLES: &[Example] = &[
         name: "06_pool_trabajadores",
         chapter: "docs/06-sync-and-queues.md",
         python: Some("examples/python/06_pool_trabajadores.py"),
+        real_clock: false,
+    },
+    Example {
+        name: "06_gestor_contexto",
+        chapter: "docs/06-sync-and-queues.md",
+        python: Some("examples/python/06_gestor_contexto.py"),
         real_clock: false,
     },
 ];
