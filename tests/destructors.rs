@@ -336,3 +336,76 @@ fn a_queue_item_dropped_by_a_cancelled_getter_may_re_enter() {
     assert_eq!(ran.get(), 1);
     assert_eq!(stacks_in_use(), base);
 }
+
+/// A guard whose `Drop` waits (asyncio's `__aexit__` awaiting), in a task
+/// that is cancelled, then cancelled again while the guard waits: the
+/// second cancel cannot start a second unwind inside the destructor (Rust
+/// aborts on that), so it is redundant and the guard's wait completes; the
+/// task ends cancelled. Found porting the seed's AsyncContextManager story.
+#[test]
+fn a_second_cancel_while_a_destructor_waits_during_the_unwind_does_not_abort() {
+    struct Guard(Rc<Cell<Option<Duration>>>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            bucle::sleep(ms(1000));
+            self.0.set(Some(bucle::time()));
+        }
+    }
+    let exited = Rc::new(Cell::new(None));
+    let e = exited.clone();
+    let lp = vloop();
+    let (end, joined) = lp.run_until_complete(move || {
+        let t = bucle::spawn(move || {
+            let _g = Guard(e);
+            bucle::sleep(ms(10_000));
+        });
+        bucle::sleep(ms(1000));
+        assert!(t.cancel());
+        bucle::sleep(ms(500));
+        assert!(t.cancel(), "still running its destructor");
+        let joined = t.join();
+        (bucle::time(), joined)
+    });
+    assert_eq!(joined, Err(JoinError::Cancelled));
+    assert_eq!(
+        exited.get(),
+        Some(ms(2000)),
+        "the guard's wait ran to its end"
+    );
+    assert_eq!(end, ms(2000));
+}
+
+/// The same with a timeout that fires while the destructor of the
+/// timeout's own unwind waits, and a cancel during a timeout's unwind: the
+/// cancel is kept and delivered at the first suspension after the timeout
+/// has caught its unwind.
+#[test]
+fn interrupts_during_an_unwinds_destructor_wait_are_deferred_not_fatal() {
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            bucle::sleep(ms(1000));
+        }
+    }
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    let lp = vloop();
+    let joined = lp.run_until_complete(move || {
+        let l2 = l.clone();
+        let t = bucle::spawn(move || {
+            let r = bucle::timeout(ms(500), || {
+                let _g = Guard;
+                bucle::sleep(ms(10_000));
+            });
+            l2.borrow_mut()
+                .push(format!("timeout {} at {:?}", r.is_err(), bucle::time()));
+            bucle::sleep(ms(10_000)); // the deferred cancel lands here
+            l2.borrow_mut().push("not reached".to_string());
+        });
+        bucle::sleep(ms(1000)); // the guard is waiting in the timeout's unwind
+        assert!(t.cancel());
+        t.join()
+    });
+    assert_eq!(joined, Err(JoinError::Cancelled));
+    assert_eq!(*log.borrow(), ["timeout true at 1.5s"]);
+}

@@ -1112,7 +1112,7 @@ pub(crate) fn park(me: &TaskRef, wait: Wait, what: &str) {
     let old = std::mem::replace(&mut *h.wait.borrow_mut(), wait);
     drop(old);
     h.state.set(State::Waiting);
-    if h.interrupt.get().is_some() {
+    if h.interrupt.get().is_some() && h.unwinding.get().is_none() {
         // Cancelled while running: cancel what it now waits on, as asyncio
         // does when a task with `_must_cancel` awaits. (The running task's
         // loop is alive: it is the one running.)
@@ -1190,8 +1190,12 @@ fn suspend(me: &TaskRef, trap: Trap, what: &str) {
     if h.yielder.suspend(trap).is_err() {
         nested_generator(what);
     }
-    // Resumed by the loop (state is `Running` again).
-    if let Some(interrupt) = h.interrupt.take() {
+    // Resumed by the loop (state is `Running` again). An interrupt is
+    // performed here unless the task is already unwinding (see
+    // `Header::unwinding`): then it waits for that unwind to be caught.
+    if h.interrupt.get().is_some() && h.unwinding.get().is_none() {
+        let interrupt = h.interrupt.take().expect("checked just above");
+        h.unwinding.set(Some(interrupt));
         match interrupt {
             Interrupt::Cancel => panic::resume_unwind(Box::new(CancelledUnwind)),
             Interrupt::Scope(id) => panic::resume_unwind(Box::new(ScopeUnwind(id))),
@@ -1250,12 +1254,18 @@ pub(crate) fn cancel_task(task: &TaskRef) -> bool {
     if h.state.get() == State::Done {
         return false;
     }
+    if h.unwinding.get() == Some(Interrupt::Cancel) {
+        // Already unwinding for a cancel: nothing more to do, and its
+        // destructors' waits must not be interrupted (see
+        // `Header::unwinding`).
+        return true;
+    }
     if h.interrupt.replace(Some(Interrupt::Cancel)) == Some(Interrupt::Cancel) {
         // Already being cancelled: what it waits on was cancelled then (and
         // propagating again would loop forever around a cycle of joins).
         return true;
     }
-    if h.state.get() == State::Waiting {
+    if h.state.get() == State::Waiting && h.unwinding.get().is_none() {
         if let Some(core) = h.core() {
             interrupt_wait(&core, task);
         }
@@ -1289,8 +1299,12 @@ pub(crate) fn fire_scope(task: &TaskRef, scope: u64) {
         None => {}
     }
     drop(scopes);
+    if h.unwinding.get() == Some(Interrupt::Cancel) {
+        // Unwinding past every scope anyway.
+        return;
+    }
     h.interrupt.set(Some(Interrupt::Scope(scope)));
-    if h.state.get() == State::Waiting {
+    if h.state.get() == State::Waiting && h.unwinding.get().is_none() {
         if let Some(core) = h.core() {
             interrupt_wait(&core, task);
         }

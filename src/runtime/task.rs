@@ -150,6 +150,14 @@ pub(crate) struct Header {
     /// join returns the joined task's outcome and this is dropped. Set only
     /// while the task waits in a join; taken when the join returns.
     pub(crate) forwarded: Cell<Option<Interrupt>>,
+    /// The unwind the task is performing because of an interrupt: set when
+    /// a suspension point starts it, cleared when the scope it unwinds to
+    /// catches it (a cancel runs to the task boundary). While set, the
+    /// task's waits — in destructors that run during the unwind — are not
+    /// interrupted again: a second unwind cannot start inside a destructor
+    /// (Rust aborts), so a cancel during a cancel is dropped as redundant,
+    /// and anything else stays in `interrupt` until this unwind is caught.
+    pub(crate) unwinding: Cell<Option<Interrupt>>,
     /// Incremented at every suspension; a [`Waker`] is valid only for the
     /// suspension it was made for. Never decreases.
     pub(crate) wait_seq: Cell<u64>,
@@ -494,6 +502,7 @@ impl<T: 'static> Task<T> {
         // task gets that outcome and goes on.
         if let Some(interrupt) = me.header.forwarded.take() {
             if self.cell.header.outcome.get() == Outcome::Cancelled {
+                me.header.unwinding.set(Some(interrupt));
                 match interrupt {
                     Interrupt::Cancel => panic::resume_unwind(Box::new(CancelledUnwind)),
                     Interrupt::Scope(id) => panic::resume_unwind(Box::new(ScopeUnwind(id))),
@@ -805,6 +814,7 @@ impl TaskBuilder {
                 wait: RefCell::new(Wait::Nothing),
                 interrupt: Cell::new(None),
                 forwarded: Cell::new(None),
+                unwinding: Cell::new(None),
                 generator: RefCell::new(None),
                 yielder: YielderSlot::new(),
                 waiters: RefCell::new(WaitList::Empty),

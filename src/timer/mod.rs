@@ -357,9 +357,13 @@ fn scope<T>(
     match out {
         Ok(v) => Ok(v),
         Err(payload) => match payload.downcast_ref::<ScopeUnwind>() {
-            Some(ScopeUnwind(s)) if *s == id => Err(Elapsed {
-                deadline: deadline.unwrap_or_default(),
-            }),
+            Some(ScopeUnwind(s)) if *s == id => {
+                // Caught: the task is no longer unwinding.
+                h.unwinding.set(None);
+                Err(Elapsed {
+                    deadline: deadline.unwrap_or_default(),
+                })
+            }
             _ => panic::resume_unwind(payload),
         },
     }
