@@ -23,6 +23,13 @@
 //!   `DefaultStack` recycled by hand through `Coroutine::into_stack`, the
 //!   floor any pooling scheme can reach.
 //!
+//! Group `drop_suspended` (a generator dropped while it is paused at a
+//! yield: create, resume once, drop, which unwinds its stack):
+//! - `bucle/Generator pooled`: `Generator::drop`, the unwind that runs the
+//!   body's destructors (Python's `close()`), stack back to the pool;
+//! - `corosensei/DefaultStack reused`: the floor, a bare coroutine on one
+//!   stack recycled by hand, unwound with `Coroutine::force_unwind`.
+//!
 //! Group `return_balance` (why bucle inlines its waits down to the switch;
 //! see "Balanced returns" in `docs/performance.md`): two bare corosensei
 //! coroutines resumed in turn, one iteration being one resume + suspend,
@@ -39,7 +46,7 @@
 //! predictor (a stack of the calls it saw) holding the other context's
 //! addresses, and costs a mispredicted branch.
 //!
-//! Bars (from the design's "Performance bar"):
+//! Bars (the "Performance bar" table in `docs/performance.md`):
 //! - `bucle/Generator::resume` ≤ 1.5 × `corosensei/resume+suspend`;
 //! - `bucle/Generator pooled` ≤ 50 ns per create + run + drop.
 
@@ -136,6 +143,39 @@ fn create_run_drop(c: &mut Criterion) {
     group.finish();
 }
 
+/// A generator's life when it is dropped while paused: the unwind.
+fn drop_suspended(c: &mut Criterion) {
+    let mut group = c.benchmark_group("drop_suspended");
+
+    group.bench_function("bucle/Generator pooled", |b| {
+        b.iter(|| {
+            let mut g = Generator::<(), (), ()>::new(|y: &Yielder<()>, ()| {
+                y.yield_(());
+                unreachable!("dropped while paused at the first yield");
+            });
+            black_box(g.resume(()));
+            drop(g);
+        });
+    });
+
+    group.bench_function("corosensei/DefaultStack reused", |b| {
+        let mut spare = Some(DefaultStack::new(DEFAULT_STACK_SIZE).expect("map a stack"));
+        b.iter(|| {
+            let stack = spare.take().expect("the stack is returned each iteration");
+            let mut co =
+                Coroutine::<(), (), (), _>::with_stack(stack, |y: &CoYielder<(), ()>, ()| {
+                    y.suspend(());
+                    unreachable!("unwound while suspended");
+                });
+            black_box(co.resume(()));
+            co.force_unwind();
+            spare = Some(co.into_stack());
+        });
+    });
+
+    group.finish();
+}
+
 /// Suspends through `depth` out-of-line frames.
 #[inline(never)]
 fn suspend_through(y: &CoYielder<(), ()>, depth: u32) {
@@ -212,6 +252,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = switch, create_run_drop, return_balance
+    targets = switch, create_run_drop, drop_suspended, return_balance
 }
 criterion_main!(benches);

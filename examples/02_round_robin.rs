@@ -1,10 +1,13 @@
-//! Chapter 2's story: `generadorYcorutina.py` ported to `bucle::RoundRobin`.
+//! Chapter 2's story: the tutorial's `generadoresYcorutina.py` idea (the
+//! seeds name the file but do not reproduce it), as this project retells it in
+//! `examples/python/02_generador_y_corutina.py`, ported to `bucle::RoundRobin`.
 //!
 //! `leerTwitter` and `leerFacebook` are generators that print a step and
 //! yield. Run one after the other they print in two blocks; handed to a
-//! round-robin scheduler (Python's `concurrenciaAsync(tareas)`, here
-//! [`RoundRobin`]) their steps interleave. A last section has a task spawn
-//! another one through a [`Spawner`], as `leerMail` appends to `tareas`.
+//! round-robin scheduler (the Python story's `concurrenciaAsync(tareas)`, a
+//! name of this port's; here [`RoundRobin`]) their steps interleave. A last
+//! section has a task spawn another one through a [`Spawner`], as `leerMail`
+//! appends to `tareas`.
 //!
 //! Run it with `cargo run --example 02_round_robin`; it prints exactly what
 //! `python3 examples/python/02_generador_y_corutina.py` prints (the expected

@@ -11,7 +11,7 @@ use crate::generator::{Generator, GeneratorState, Yielder};
 /// each point where it is willing to let the others run.
 pub type RoundRobinTask = Generator<(), (), ()>;
 
-/// The seeds' `concurrenciaAsync(tareas)` loop made into a type: a FIFO
+/// Chapter 2's `concurrenciaAsync(tareas)` loop made into a type: a FIFO
 /// queue of generators, each resumed once in turn until all complete.
 ///
 /// ```

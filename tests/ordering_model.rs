@@ -288,7 +288,8 @@ impl<'p> Model<'p> {
         match self.tasks[j].state {
             State::Waiting(Wait::Join(k)) => {
                 // Forwarded: `j` goes on waiting, and gets `k`'s outcome.
-                if self.cancel_task(k) {
+                let forwarded = self.cancel_task(k);
+                if forwarded {
                     self.tasks[j].cancel = false;
                     self.tasks[j].forwarded = true;
                 }

@@ -202,6 +202,36 @@ fn callbacks_and_sleeps_interleave_by_deadline() {
 }
 
 #[test]
+fn a_callback_beats_a_sleep_with_the_same_deadline_whichever_was_created_first() {
+    // Chapter 4's rule: a sleep wakes through one more ready-queue hop than
+    // a callback, so among equal deadlines every callback runs before the
+    // sleeper, whether it was created before or after the sleep began.
+    let log = vrun(|| {
+        let log = Log::new();
+        let l = log.clone();
+        call_later(secs(1), move || l.push("callback created before the sleep"));
+        let l = log.clone();
+        let sleeper = spawn(move || {
+            sleep(secs(1));
+            l.push("sleeper");
+        });
+        yield_now(); // the sleeper's timer is in the heap now
+        let l = log.clone();
+        call_later(secs(1), move || l.push("callback created after the sleep"));
+        sleeper.join().unwrap();
+        log.snapshot()
+    });
+    assert_eq!(
+        log,
+        [
+            "callback created before the sleep",
+            "callback created after the sleep",
+            "sleeper"
+        ]
+    );
+}
+
+#[test]
 fn eventloop_call_later_before_running_counts_from_loop_creation() {
     let lp = EventLoop::builder().virtual_time().build();
     let fired = Rc::new(Cell::new(None));

@@ -1,9 +1,11 @@
-"""generadorYcorutina.py: los generadores administran la ejecucion de tareas.
+"""generadoresYcorutina.py, contado de nuevo: los generadores administran la
+ejecucion de tareas (los seeds nombran el archivo pero no traen su codigo).
 
 Si cargamos una lista de tareas (generadores) y vamos iterando por cada una de
 ellas, podemos ir ejecutando paso a paso un poco de cada una hasta completar
 todas. Cada yield es el punto donde una tarea cede el control a las demas:
-concurrenciaAsync es un planificador round robin, el abuelo del event loop.
+concurrenciaAsync (nombre de este port) es un planificador round robin, el
+abuelo del event loop.
 
 Port en Rust: examples/02_round_robin.rs, que imprime exactamente lo mismo.
 Capitulo: docs/02-round-robin.md
