@@ -123,9 +123,10 @@ pub(crate) struct Conn {
     /// connection failed). While set, writes only append to `out`, so the
     /// bytes keep their order.
     flushing: Cell<bool>,
-    /// A close was asked (`close`, `abort`, a failure): writes are no
-    /// longer taken, and the socket closes as soon as nothing is left to
-    /// send. Never cleared.
+    /// A close was asked (`close`, `abort`, a failure): the socket closes
+    /// as soon as nothing is left to send (writes are still taken until
+    /// then, as asyncio's). Set without `closed` only while `flushing`.
+    /// Never cleared.
     closing: Cell<bool>,
     /// The socket is closed: it left the reactor and both directions are
     /// shut down. Implies `closing`. Never cleared.
@@ -275,7 +276,10 @@ impl Conn {
                  write everything before calling write_eof (asyncio raises RuntimeError)"
             );
         }
-        if data.is_empty() || self.closing.get() {
+        // While `close` waits for the flusher, a write is still taken and
+        // sent before the socket closes, as asyncio's transport appends to
+        // its buffer until the connection is lost.
+        if data.is_empty() || self.closed.get() {
             return;
         }
         if self.flushing.get() {
@@ -361,8 +365,9 @@ impl Conn {
         }
     }
 
-    /// Waits while writers are paused; then the connection's error, or
-    /// "connection lost" once it is closed.
+    /// asyncio's `drain`: the connection's error; after a yield if
+    /// closing, "Connection lost" once it is closed; then one wait if
+    /// writers are paused.
     fn drain(&self) -> io::Result<()> {
         if let Some(e) = self.error() {
             return Err(e);
@@ -372,18 +377,25 @@ impl Conn {
             // closing, and the drain of a write loop sees it.
             crate::yield_now();
         }
-        while self.paused.get() {
+        if self.closed.get() {
+            return Err(self.error().unwrap_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "Connection lost (bucle::net::StreamWriter: the connection is closed)",
+                )
+            }));
+        }
+        if self.paused.get() {
+            // One wait, as asyncio's one waiter future: whatever set the
+            // event — the buffer falling to the low mark, or the socket
+            // closing after `close` sent it all — is a success, even if
+            // the connection closed before this task ran again; only a
+            // failure is an error.
             self.resume
                 .wait_labeled("bucle::net::StreamWriter::drain (the peer is not reading)");
-        }
-        if let Some(e) = self.error() {
-            return Err(e);
-        }
-        if self.closed.get() {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "Connection lost (bucle::net::StreamWriter: the connection is closed)",
-            ));
+            if let Some(e) = self.error() {
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -634,9 +646,49 @@ impl StreamReader {
     }
 
     /// Whether the stream ended and every byte has been read:
-    /// `at_eof()`. It does no I/O: the end is known once a read met it.
+    /// `at_eof()`. With nothing buffered and the end not yet met, it looks
+    /// at the socket once, without waiting (what asyncio's transport would
+    /// have read in the background by now): bytes found are buffered, and
+    /// an end of stream makes it true. A read under way in another task
+    /// is left alone.
     pub fn at_eof(&self) -> bool {
-        self.eof.get() && self.buf.borrow().len() == 0
+        if !self.eof.get() && !self.busy.get() && self.buffered() == 0 {
+            self.look();
+        }
+        self.eof.get() && self.buffered() == 0
+    }
+
+    /// [`StreamReader::at_eof`]'s look: one `recv` that does not wait, into
+    /// the empty buffer.
+    fn look(&self) {
+        if self.conn.error.borrow().is_some() {
+            return;
+        }
+        if self.conn.closed.get() {
+            self.eof.set(true);
+            return;
+        }
+        let got = {
+            let mut b = self.buf.borrow_mut();
+            let room = 2 * self.limit.get();
+            b.reserve(room.min(MIN_READ));
+            let (start, end) = (b.tail, b.tail + room.min(b.data.len() - b.tail));
+            let got = self.conn.sock.try_read(&mut b.data[start..end]);
+            if let Ok(n) = got {
+                b.tail += n;
+            }
+            got
+        };
+        match got {
+            Ok(0) => self.eof.set(true),
+            Ok(_) => self.conn.touch(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => self.conn.fail(e),
+        }
     }
 
     /// The peer's address (`get_extra_info('peername')`).
@@ -981,8 +1033,10 @@ impl StreamWriter {
 
     /// Writes `data`: `writer.write(data)`. Never suspends: what the
     /// kernel does not take at once is buffered and sent in the background.
-    /// Ignored once the writer is closing (an error, if any, surfaces at
-    /// [`drain`](StreamWriter::drain)).
+    /// Ignored once the connection is closed (an error, if any, surfaces at
+    /// [`drain`](StreamWriter::drain)); after [`close`](StreamWriter::close)
+    /// the bytes are still sent if the connection is waiting to send what
+    /// was buffered, as in asyncio.
     ///
     /// # Panics
     ///
