@@ -229,7 +229,7 @@ impl ServerBuilder {
             .name(format!("bucle::net::Server accepting on {local}"))
             .spawn({
                 let inner = inner.clone();
-                let handler = Rc::new(handler);
+                let handler = Rc::new(Handler(Some(handler)));
                 move || accept_loop(&inner, &handler, &self)
             });
         *inner.accept_task.borrow_mut() = Some(task.as_any());
@@ -464,6 +464,32 @@ impl fmt::Debug for Server {
 // ---------------------------------------------------------------------------
 // The accept task and the connection tasks.
 
+/// The user's handler, shared by the accept task and the connection tasks.
+/// Whoever holds the last reference drops it through the loop's
+/// `drop_user`: the destructors of what it captured are user code, which
+/// may panic (reported, as every destructor the loop runs) — and may run
+/// while a task unwinds (the accept task cancelled by `close`), where a
+/// panic escaping a destructor would abort the process.
+struct Handler<F>(Option<F>);
+
+impl<F> Handler<F> {
+    fn call<R>(&self, reader: StreamReader, writer: StreamWriter) -> R
+    where
+        F: Fn(StreamReader, StreamWriter) -> R,
+    {
+        let f = self.0.as_ref().expect("the handler is only taken when dropped");
+        f(reader, writer)
+    }
+}
+
+impl<F> Drop for Handler<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            core::drop_user(f);
+        }
+    }
+}
+
 /// Whether `accept(2)` failed for want of a resource: pause, don't spin.
 fn out_of_resources(e: &io::Error) -> bool {
     matches!(
@@ -484,7 +510,7 @@ fn report(message: String, task: Option<(crate::TaskId, String)>, panic: Option<
     }
 }
 
-fn accept_loop<F, R>(inner: &Rc<Inner>, handler: &Rc<F>, opts: &ServerBuilder)
+fn accept_loop<F, R>(inner: &Rc<Inner>, handler: &Rc<Handler<F>>, opts: &ServerBuilder)
 where
     F: Fn(StreamReader, StreamWriter) -> R + 'static,
     R: HandlerOutput,
@@ -532,7 +558,7 @@ where
 
 fn start_connection<F, R>(
     inner: &Rc<Inner>,
-    handler: &Rc<F>,
+    handler: &Rc<Handler<F>>,
     opts: &ServerBuilder,
     stream: TcpStream,
     peer: SocketAddr,
@@ -547,24 +573,25 @@ fn start_connection<F, R>(
     let id = inner.next_id.get();
     inner.next_id.set(id + 1);
     let idle_timeout = opts.idle_timeout;
+    // Made here, not in the task: a task cancelled before it first runs
+    // (`abort_clients` right after the accept) never runs, and its
+    // connection must still leave the books when the closure is dropped.
+    let track = Track {
+        inner: inner.clone(),
+        id,
+        conn: conn.clone(),
+        watch: Rc::new(Cell::new(None)),
+        _permit: permit,
+    };
     let task: Task<()> = TaskBuilder::new()
         .name(format!("bucle::net::Server connection from {peer}"))
         .spawn({
-            let inner = inner.clone();
             let handler = handler.clone();
-            let conn = conn.clone();
             move || {
-                let track = Track {
-                    inner,
-                    id,
-                    conn,
-                    watch: Rc::new(Cell::new(None)),
-                    _permit: permit,
-                };
                 if let Some(timeout) = idle_timeout {
                     watch_idle(&track.conn, timeout, &track.watch, 0);
                 }
-                if let Some(error) = handler(reader, writer).failure() {
+                if let Some(error) = handler.call(reader, writer).failure() {
                     let me = crate::current_task().map(|t| (t.id(), t.name()));
                     report(
                         format!(
@@ -610,7 +637,8 @@ fn start_connection<F, R>(
     );
 }
 
-/// A connection task's bookkeeping, undone however the task ends.
+/// A connection task's bookkeeping, undone however the task ends — or,
+/// when it is cancelled before it first runs, as its closure is dropped.
 struct Track {
     inner: Rc<Inner>,
     id: u64,
