@@ -989,3 +989,50 @@ fn dropping_the_streams_outside_the_loop_is_quiet() {
     drop(reader);
     drop(peer);
 }
+
+#[test]
+fn a_loop_shut_down_mid_flush_sends_the_rest_when_it_runs_again() {
+    // shutdown() cancels every task, the writer's flusher included; the
+    // connection must not be left wedged (writes never sent, close never
+    // closing) for the next run of the same loop.
+    let lp = bucle::EventLoop::new();
+    let (reader, writer, peer, written) = lp.run_until_complete(|| {
+        let (reader, writer, peer) = small_streams_and_peer();
+        let written = write_past_high(&writer, b'1');
+        (reader, writer, peer, written)
+    });
+    lp.shutdown();
+    let got = lp.run_until_complete(move || {
+        writer.write(b"2");
+        writer.close();
+        let reading = spawn(move || read_all(&peer));
+        timeout(ms(5000), || writer.wait_closed())
+            .expect("wait_closed after the shutdown")
+            .unwrap();
+        drop(reader);
+        let (got, end) = reading.join().unwrap();
+        end.unwrap();
+        got
+    });
+    lp.close();
+    assert_eq!(got.len(), written + 1);
+    assert!(got[..written].iter().all(|&b| b == b'1'));
+    assert_eq!(got[written], b'2');
+}
+
+#[test]
+fn a_writer_dropped_after_its_loop_closed_mid_flush_is_quiet() {
+    let lp = bucle::EventLoop::new();
+    let (writer, peer) = lp.run_until_complete(|| {
+        let (_reader, writer, peer) = small_streams_and_peer();
+        write_past_high(&writer, b'x');
+        (writer, peer)
+    });
+    lp.shutdown();
+    let w = writer.clone();
+    lp.close();
+    w.close(); // no loop to send the rest: the bytes go, as asyncio's abandoned transport's
+    drop(w);
+    drop(writer);
+    drop(peer);
+}
