@@ -823,3 +823,28 @@ fn a_panicking_handler_capture_dropped_as_the_accept_task_unwinds() {
     let reports = reports.borrow();
     assert_eq!(reports.len(), 1, "{reports:?}");
 }
+
+#[test]
+fn a_loop_shutdown_closes_its_servers() {
+    // shutdown() cancels every task, the accept task included: the server
+    // is then closed, not left looking open with nobody accepting.
+    let lp = EventLoop::new();
+    let server = lp.run_until_complete(|| {
+        let server = echo_server();
+        let (r, w) = open_connection(server.local_addr().unwrap()).unwrap();
+        assert_eq!(ask(&r, &w, "hola\n"), "hola\n");
+        server
+    });
+    lp.shutdown();
+    assert!(!server.is_serving());
+    let addr = server.local_addr().unwrap();
+    lp.run_until_complete(move || {
+        assert_eq!(
+            TcpStream::connect(addr).unwrap_err().kind(),
+            io::ErrorKind::ConnectionRefused
+        );
+        timeout(ms(2000), || server.wait_closed()).expect("wait_closed after shutdown");
+        assert_eq!(server.active_connections(), 0);
+    });
+    lp.close();
+}

@@ -242,7 +242,10 @@ impl ServerBuilder {
 /// A TCP server made by [`start_server`]: asyncio's `Server`.
 ///
 /// A cheap `Clone` handle; when the last clone is dropped, the server is
-/// [closed](Server::close) (it stops accepting; connections go on).
+/// [closed](Server::close) (it stops accepting; connections go on). It
+/// accepts in a task of its own: the loop's
+/// [`shutdown`](crate::EventLoop::shutdown), which cancels every task,
+/// closes it too (and aborts its connections, whose handlers it cancels).
 ///
 /// # Graceful shutdown
 ///
@@ -515,11 +518,16 @@ where
     F: Fn(StreamReader, StreamWriter) -> R + 'static,
     R: HandlerOutput,
 {
-    // However the task ends (closed, cancelled, the loop closing).
+    // However the task ends (closed, cancelled, the loop closing). Ended
+    // while still serving — cancelled by the loop's `shutdown`, which
+    // cancels every task — the server is closed: nobody accepts any more,
+    // so it must not look open (asyncio's servers accept through a reader
+    // callback, which no task cancellation reaches).
     struct Done<'a>(&'a Inner);
     impl Drop for Done<'_> {
         fn drop(&mut self) {
             self.0.accepting.set(false);
+            self.0.close();
             self.0.check_idle();
         }
     }
