@@ -171,7 +171,10 @@ fn abort_clients_closes_at_once_and_cancels_the_handlers() {
             let (got, _) = read_all(c); // the end, or a reset
             assert!(got.len() < written.get(), "the buffered bytes were sent");
         }
-        assert!(server.is_serving(), "aborting clients does not close the server");
+        assert!(
+            server.is_serving(),
+            "aborting clients does not close the server"
+        );
         server.close();
         server.wait_closed();
     });
@@ -344,15 +347,14 @@ fn max_connections_holds_the_next_client_until_one_closes() {
 // ---------------------------------------------------------------------------
 // The idle timeout, on the virtual clock.
 
+/// When an idle server's handler read its last line, and when and how
+/// its read failed.
+type LastLine = Rc<Cell<Option<Duration>>>;
+type Failure = Rc<RefCell<Option<(Duration, io::ErrorKind)>>>;
+
 /// A server whose handler reads lines until an error, recording the time
 /// of the last line it read and the time and kind of the error.
-fn idle_server(
-    idle: Duration,
-) -> (
-    Server,
-    Rc<Cell<Option<Duration>>>,
-    Rc<RefCell<Option<(Duration, io::ErrorKind)>>>,
-) {
+fn idle_server(idle: Duration) -> (Server, LastLine, Failure) {
     let last = Rc::new(Cell::new(None));
     let failed = Rc::new(RefCell::new(None));
     let (l, f) = (last.clone(), failed.clone());
@@ -501,7 +503,10 @@ fn a_handler_panic_is_reported_and_closes_only_its_connection() {
              connection was closed"
         )
     );
-    assert!(r.panic.as_deref().unwrap().contains("[intentional] boom"), "{r:?}");
+    assert!(
+        r.panic.as_deref().unwrap().contains("[intentional] boom"),
+        "{r:?}"
+    );
     assert!(r.task.is_some());
     assert_eq!(
         r.task_name.as_deref(),
@@ -847,4 +852,48 @@ fn a_loop_shutdown_closes_its_servers() {
         assert_eq!(server.active_connections(), 0);
     });
     lp.close();
+}
+
+#[test]
+fn builder_options_reach_the_connections_and_zeros_are_refused() {
+    let (lp, reports) = recording_loop();
+    lp.run_until_complete(|| {
+        let limits = Log::new();
+        let l = limits.clone();
+        let server = Server::builder()
+            .backlog(5)
+            .reuse_address(false)
+            .limit(16)
+            .start(
+                move |reader: StreamReader, writer: StreamWriter| {
+                    l.push(reader.limit().to_string());
+                    echo(reader, writer)
+                },
+                "127.0.0.1:0",
+            )
+            .unwrap();
+        let (r, w) = open_connection(server.local_addr().unwrap()).unwrap();
+        assert_eq!(ask(&r, &w, "0123456789abcdef\n"), "0123456789abcdef\n");
+        // 17 bytes before the newline: past the limit, the handler fails.
+        w.write(b"0123456789abcdefg\n");
+        assert_eq!(r.readline().unwrap(), b"");
+        assert_eq!(limits.get(), ["16"]);
+        for msg in [
+            streams_support::catch_msg(|| Server::builder().limit(0)).unwrap_err(),
+            streams_support::catch_msg(|| Server::builder().max_connections(0)).unwrap_err(),
+            streams_support::catch_msg(|| Server::builder().idle_timeout(Duration::ZERO))
+                .unwrap_err(),
+        ] {
+            assert!(msg.contains("must be positive"), "{msg}");
+        }
+    });
+    lp.close();
+    let reports = reports.borrow();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(
+        reports[0]
+            .message
+            .ends_with("line longer than the limit (18 bytes dropped)"),
+        "{reports:?}"
+    );
 }

@@ -357,7 +357,10 @@ fn reading_pauses_at_twice_the_limit_when_only_readline_is_called() {
                 reader.buffered()
             );
         }
-        assert!(most > LIMIT, "the reader buffered ahead ({most} bytes at most)");
+        assert!(
+            most > LIMIT,
+            "the reader buffered ahead ({most} bytes at most)"
+        );
         assert_eq!(reader.readline().unwrap(), b"");
         drop(fast.join().unwrap());
     });
@@ -381,7 +384,8 @@ fn a_second_reader_gets_resource_busy_and_the_first_is_unaffected() {
                 Err(ReadError::Io(e)) => {
                     assert_eq!(e.kind(), io::ErrorKind::ResourceBusy);
                     assert!(
-                        e.to_string().contains("only one task may read a StreamReader"),
+                        e.to_string()
+                            .contains("only one task may read a StreamReader"),
                         "{e}"
                     );
                 }
@@ -498,7 +502,10 @@ fn drain_waits_above_the_high_mark_and_resumes_at_the_low_mark() {
         for _ in 0..5 {
             yield_now();
         }
-        assert!(!drainer.is_done(), "drain returned above the high-water mark");
+        assert!(
+            !drainer.is_done(),
+            "drain returned above the high-water mark"
+        );
         // The peer reads a KiB at a time: the buffer falls through
         // (low, high] with the drainer still waiting, and it wakes at low.
         let mut got = Vec::new();
@@ -517,7 +524,10 @@ fn drain_waits_above_the_high_mark_and_resumes_at_the_low_mark() {
             yield_now();
         }
         let at_wake = drainer.join().unwrap();
-        assert!(at_wake <= low, "drain returned with {at_wake} > {low} buffered");
+        assert!(
+            at_wake <= low,
+            "drain returned with {at_wake} > {low} buffered"
+        );
         assert!(between > 0, "never saw the buffer between the marks");
         writer.close();
         let (rest, end) = read_all(&peer);
@@ -585,7 +595,10 @@ fn lowering_the_high_mark_below_the_buffer_pauses_writers() {
         let drainer = spawn(move || w.drain());
         yield_now();
         yield_now();
-        assert!(!drainer.is_done(), "the new high mark did not pause the writer");
+        assert!(
+            !drainer.is_done(),
+            "the new high mark did not pause the writer"
+        );
         let reader = spawn(move || read_all(&peer).0.len());
         drainer.join().unwrap().unwrap();
         assert!(writer.write_buffer_size() <= 256);
@@ -726,7 +739,10 @@ fn write_after_write_eof_panics_naming_the_rule() {
             msg.starts_with("bucle::net::StreamWriter::write after write_eof"),
             "{msg}"
         );
-        assert!(msg.contains("write everything before calling write_eof"), "{msg}");
+        assert!(
+            msg.contains("write everything before calling write_eof"),
+            "{msg}"
+        );
     });
 }
 
@@ -852,14 +868,23 @@ fn wait_closed_returns_once_the_connection_is_closed() {
 fn streams_report_the_peer_and_local_addresses() {
     run(|| {
         let ((reader, writer), (peer_reader, peer_writer)) = streams_both();
-        assert_eq!(reader.peer_addr().unwrap(), peer_writer.local_addr().unwrap());
+        assert_eq!(
+            reader.peer_addr().unwrap(),
+            peer_writer.local_addr().unwrap()
+        );
         assert_eq!(writer.peer_addr().unwrap(), reader.peer_addr().unwrap());
-        assert_eq!(writer.local_addr().unwrap(), peer_reader.peer_addr().unwrap());
+        assert_eq!(
+            writer.local_addr().unwrap(),
+            peer_reader.peer_addr().unwrap()
+        );
         assert_eq!(reader.limit(), DEFAULT_LIMIT);
         let msg = catch_msg(|| reader.set_limit(0)).unwrap_err();
         assert!(msg.contains("the limit must be positive"), "{msg}");
         let msg = catch_msg(|| reader.readuntil(b"")).unwrap_err();
-        assert!(msg.contains("the separator must be at least one byte"), "{msg}");
+        assert!(
+            msg.contains("the separator must be at least one byte"),
+            "{msg}"
+        );
     });
 }
 

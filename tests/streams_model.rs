@@ -73,7 +73,10 @@ struct Case {
 const ALPHABET: &[u8] = b"ab\n-=";
 const SEPARATOR_BYTES: &[u8] = b"\n-=a";
 
-fn bytes_from(alphabet: &'static [u8], len: std::ops::RangeInclusive<usize>) -> BoxedStrategy<Vec<u8>> {
+fn bytes_from(
+    alphabet: &'static [u8],
+    len: std::ops::RangeInclusive<usize>,
+) -> BoxedStrategy<Vec<u8>> {
     prop::collection::vec(prop::sample::select(alphabet), len).boxed()
 }
 
@@ -119,9 +122,17 @@ fn case() -> impl Strategy<Value = Case> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
     Bytes(Vec<u8>),
-    Overrun { consumed: usize, found: bool },
-    TooLong { dropped: usize },
-    Incomplete { partial: Vec<u8>, expected: Option<usize> },
+    Overrun {
+        consumed: usize,
+        found: bool,
+    },
+    TooLong {
+        dropped: usize,
+    },
+    Incomplete {
+        partial: Vec<u8>,
+        expected: Option<usize>,
+    },
 }
 
 impl Outcome {
@@ -252,7 +263,9 @@ fn call(reader: &StreamReader, op: &Op) -> Result<Vec<u8>, ReadError> {
 fn outcome(r: Result<Vec<u8>, ReadError>) -> Result<Outcome, String> {
     match r {
         Ok(b) => Ok(Outcome::Bytes(b)),
-        Err(ReadError::LimitOverrun { consumed, found }) => Ok(Outcome::Overrun { consumed, found }),
+        Err(ReadError::LimitOverrun { consumed, found }) => {
+            Ok(Outcome::Overrun { consumed, found })
+        }
         Err(ReadError::LineTooLong { dropped }) => Ok(Outcome::TooLong { dropped }),
         Err(ReadError::Incomplete { partial, expected }) => {
             Ok(Outcome::Incomplete { partial, expected })
@@ -262,10 +275,16 @@ fn outcome(r: Result<Vec<u8>, ReadError>) -> Result<Outcome, String> {
 }
 
 /// Runs `op` as the step says; `None` if it was interrupted.
-fn step(reader: &Rc<StreamReader>, op: &Op, interrupt: Interrupt) -> Option<Result<Vec<u8>, ReadError>> {
+fn step(
+    reader: &Rc<StreamReader>,
+    op: &Op,
+    interrupt: Interrupt,
+) -> Option<Result<Vec<u8>, ReadError>> {
     match interrupt {
         Interrupt::None => Some(call(reader, op)),
-        Interrupt::Timeout(ms) => bucle::timeout(Duration::from_millis(ms), || call(reader, op)).ok(),
+        Interrupt::Timeout(ms) => {
+            bucle::timeout(Duration::from_millis(ms), || call(reader, op)).ok()
+        }
         Interrupt::Cancel(yields) => {
             let r = reader.clone();
             let op = op.clone();
@@ -334,7 +353,10 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
             let after = reader.buffered();
             let ctx = format!("step {i} {op:?} {interrupt:?} at byte {pos}");
             if after > buffer_bound(op, case.limit, before) {
-                return Err(format!("{ctx}: {after} bytes buffered (limit {})", case.limit));
+                return Err(format!(
+                    "{ctx}: {after} bytes buffered (limit {})",
+                    case.limit
+                ));
             }
             if pos + after > started.get() {
                 return Err(format!("{ctx}: {after} buffered, more than was sent"));
@@ -345,7 +367,9 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
             let got = outcome(got).map_err(|e| format!("{ctx}: {e}"))?;
             let avail = got.consumed() + after;
             if pos + avail > started.get() {
-                return Err(format!("{ctx}: {got:?} and {after} buffered: more than was sent"));
+                return Err(format!(
+                    "{ctx}: {got:?} and {after} buffered: more than was sent"
+                ));
             }
             let mut model = Model {
                 buf: stream[pos..pos + avail].iter().copied().collect(),
@@ -364,7 +388,9 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
             debug_assert_eq!(model.buf.len(), after);
             pos += got.consumed();
         }
-        let rest = reader.read_to_end().map_err(|e| format!("read_to_end: {e:?}"))?;
+        let rest = reader
+            .read_to_end()
+            .map_err(|e| format!("read_to_end: {e:?}"))?;
         if rest != stream[pos..] {
             return Err(format!(
                 "read_to_end returned {:?}, the rest of the stream is {:?}",
@@ -415,7 +441,10 @@ fn the_model_agrees_with_cpython_on_fixed_buffers() {
     };
     // limit 8, readuntil(b'XYZ'): 10 bytes make offset 8, not past it;
     // 11 make 9
-    assert_eq!(m(b"0123456789", false, 8, Op::Readuntil(b"XYZ".to_vec())), None);
+    assert_eq!(
+        m(b"0123456789", false, 8, Op::Readuntil(b"XYZ".to_vec())),
+        None
+    );
     assert_eq!(
         m(b"0123456789a", false, 8, Op::Readuntil(b"XYZ".to_vec())),
         Some(Outcome::Overrun {
@@ -445,7 +474,10 @@ fn the_model_agrees_with_cpython_on_fixed_buffers() {
         m(b"ab", true, 8, Op::Readline),
         Some(Outcome::Bytes(b"ab".to_vec()))
     );
-    assert_eq!(m(b"", true, 8, Op::Readline), Some(Outcome::Bytes(Vec::new())));
+    assert_eq!(
+        m(b"", true, 8, Op::Readline),
+        Some(Outcome::Bytes(Vec::new()))
+    );
     // 8 bytes, no separator, limit 8, not EOF: waits (offset 8 is not past it)
     assert_eq!(m(b"01234567", false, 8, Op::Readline), None);
     assert_eq!(
@@ -462,8 +494,17 @@ fn the_model_agrees_with_cpython_on_fixed_buffers() {
             expected: Some(3)
         })
     );
-    assert_eq!(m(b"", false, 8, Op::Readexactly(0)), Some(Outcome::Bytes(Vec::new())));
-    assert_eq!(m(b"", false, 8, Op::Read(0)), Some(Outcome::Bytes(Vec::new())));
+    assert_eq!(
+        m(b"", false, 8, Op::Readexactly(0)),
+        Some(Outcome::Bytes(Vec::new()))
+    );
+    assert_eq!(
+        m(b"", false, 8, Op::Read(0)),
+        Some(Outcome::Bytes(Vec::new()))
+    );
     assert_eq!(m(b"", false, 8, Op::Read(3)), None);
-    assert_eq!(m(b"", true, 8, Op::Read(3)), Some(Outcome::Bytes(Vec::new())));
+    assert_eq!(
+        m(b"", true, 8, Op::Read(3)),
+        Some(Outcome::Bytes(Vec::new()))
+    );
 }

@@ -33,9 +33,14 @@ const DEFAULT_BACKLOG: i32 = 100;
 ///
 /// The handler may return `()` or a `Result<(), E>`; an error it returns
 /// and a panic in it are reported through the loop's exception handler,
-/// and close only that connection. When the handler returns, its
-/// connection closes once everything written is sent (unless a clone of
-/// the writer is kept elsewhere).
+/// and close only that connection. When the handler returns (`Err`
+/// included), its connection closes once everything written is sent
+/// (unless a clone of the writer is kept elsewhere). A handler that
+/// panics or is cancelled has its connection aborted: unsent bytes are
+/// dropped and the connection leaves the server at once, so that
+/// [`Server::wait_closed`] and the connection limit never wait on a peer
+/// that does not read for a handler that is gone (asyncio 3.13 closes it
+/// gracefully in both cases).
 ///
 /// ```
 /// use bucle::net::{open_connection, start_server, StreamReader, StreamWriter};
@@ -480,7 +485,10 @@ impl<F> Handler<F> {
     where
         F: Fn(StreamReader, StreamWriter) -> R,
     {
-        let f = self.0.as_ref().expect("the handler is only taken when dropped");
+        let f = self
+            .0
+            .as_ref()
+            .expect("the handler is only taken when dropped");
         f(reader, writer)
     }
 }

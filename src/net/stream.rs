@@ -337,7 +337,9 @@ impl Conn {
         }
         let core = match core::try_running() {
             Some(core) => core,
-            None if insist => core::running("bucle::net::StreamWriter::write (with bytes to buffer)"),
+            None if insist => {
+                core::running("bucle::net::StreamWriter::write (with bytes to buffer)")
+            }
             None => {
                 if self.closing.get() {
                     self.abort();

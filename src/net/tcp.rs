@@ -322,7 +322,7 @@ impl TcpStream {
         if self.io.is_closed() {
             return Err(io::ErrorKind::NotConnected.into());
         }
-        (&*self.io.get_ref()).read(buf)
+        self.io.get_ref().read(buf)
     }
 
     /// Writes all of `buf`, suspending as often as needed.
