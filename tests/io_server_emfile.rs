@@ -5,54 +5,17 @@
 //! virtual clock: one report a second, never a spin), and accepts the
 //! waiting client once descriptors are free again.
 
+#[path = "support/net.rs"]
+mod net_support;
+
 use std::cell::RefCell;
 use std::io::{self, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
 use bucle::ExceptionContext;
 use bucle::net::{ACCEPT_RETRY_DELAY, StreamReader, StreamWriter, TcpStream, start_server};
-
-/// Lowers the soft descriptor limit to just above the highest open
-/// descriptor and fills every free one below it; returns the fillers and
-/// the old limit.
-fn exhaust_descriptors() -> (Vec<OwnedFd>, libc::rlimit) {
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `old` is a live rlimit the call fills in.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
-    let highest = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()
-        .unwrap();
-    let low = libc::rlimit {
-        rlim_cur: highest + 1,
-        rlim_max: old.rlim_max,
-    };
-    // SAFETY: `low` is a live rlimit; only the soft limit is lowered.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
-    let mut fillers = Vec::new();
-    loop {
-        // SAFETY: dup of stdin's descriptor (open in a test process); a
-        // non-negative result is a new descriptor we own.
-        let fd = unsafe { libc::dup(0) };
-        if fd < 0 {
-            assert_eq!(
-                io::Error::last_os_error().raw_os_error(),
-                Some(libc::EMFILE)
-            );
-            break;
-        }
-        // SAFETY: a fresh descriptor nothing else owns.
-        fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
-        assert!(fillers.len() < 100_000);
-    }
-    (fillers, old)
-}
+use net_support::Exhausted;
 
 #[test]
 fn a_server_out_of_descriptors_reports_pauses_a_second_and_recovers() {
@@ -77,7 +40,7 @@ fn a_server_out_of_descriptors_reports_pauses_a_second_and_recovers() {
         // Queued in the backlog before the accept task first runs.
         let mut client = std::net::TcpStream::connect(addr).unwrap();
         client.write_all(b"sigo\n").unwrap();
-        let (fillers, old) = exhaust_descriptors();
+        let exhausted = Exhausted::new();
 
         // The accept task meets EMFILE now, and once a second after.
         let start = bucle::time();
@@ -87,9 +50,7 @@ fn a_server_out_of_descriptors_reports_pauses_a_second_and_recovers() {
         assert_eq!(server.active_connections(), 0);
 
         // Descriptors free again: the next attempt accepts.
-        drop(fillers);
-        // SAFETY: `old` is the limit read before.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
+        drop(exhausted);
         let client = TcpStream::from_std(client).unwrap();
         let freed = bucle::time();
         let mut answer = [0u8; 5];
