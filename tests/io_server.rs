@@ -26,7 +26,9 @@ use bucle::net::{
 };
 use bucle::{EventLoop, ExceptionContext, JoinError, spawn, timeout, yield_now};
 use net_support::{in_child, is_child, ms, open_fds, run};
-use streams_support::{quiet, read_all, until, write_past_high};
+use streams_support::{
+    fixed_rcvbuf, quiet, read_all, until, write_past_high, write_until_buffered,
+};
 use support::{Drops, Log, record_reports, stacks_in_use};
 
 /// Echoes lines until the client closes.
@@ -154,14 +156,21 @@ fn abort_clients_closes_at_once_and_cancels_the_handlers() {
         let server = start_server(
             move |_reader: StreamReader, writer: StreamWriter| {
                 let _token = d.token(); // dropped as the handler unwinds
-                wr.set(write_past_high(&writer, b'a')); // the clients don't read yet
+                // Far more than the kernel holds: the clients don't read yet.
+                wr.set(write_until_buffered(&writer, 1024 * 1024, b'a'));
                 bucle::sleep(Duration::from_secs(3600));
             },
             "127.0.0.1:0",
         )
         .unwrap();
         let addr = server.local_addr().unwrap();
-        let clients: Vec<_> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let clients: Vec<_> = (0..3)
+            .map(|_| {
+                let c = TcpStream::connect(addr).unwrap();
+                fixed_rcvbuf(&c);
+                c
+            })
+            .collect();
         until("three handlers run", || drops.made() == 3);
         server.abort_clients();
         yield_now();
@@ -446,7 +455,7 @@ fn an_idle_timeout_fails_drain_too() {
             )
             .unwrap();
         let client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
-        streams_support::small_rcvbuf(&client);
+        fixed_rcvbuf(&client);
         for _ in 0..100 {
             if result.borrow().is_some() {
                 break;
@@ -896,4 +905,54 @@ fn builder_options_reach_the_connections_and_zeros_are_refused() {
             .ends_with("line longer than the limit (18 bytes dropped)"),
         "{reports:?}"
     );
+}
+
+#[test]
+fn an_exception_handler_that_re_enters_the_server() {
+    // The report of a handler's panic comes from a done callback, and of
+    // its error from its task: an exception handler that aborts the
+    // clients and closes the server from there changes nothing it must not.
+    quiet();
+    let lp = EventLoop::new();
+    let slot: Rc<RefCell<Option<Server>>> = Rc::new(RefCell::new(None));
+    let seen = Log::new();
+    let (s, l) = (slot.clone(), seen.clone());
+    lp.set_exception_handler(move |ctx| {
+        l.push(ctx.message.clone());
+        let server = s.borrow().clone();
+        if let Some(server) = server {
+            server.abort_clients();
+            server.close();
+        }
+    });
+    lp.run_until_complete(move || {
+        let server = start_server(
+            |reader: StreamReader, _writer: StreamWriter| -> io::Result<()> {
+                let line = reader.readline()?;
+                if line == b"panic\n" {
+                    panic!("[intentional] the handler panics");
+                }
+                Err(io::Error::other("[intentional] the handler fails"))
+            },
+            "127.0.0.1:0",
+        )
+        .unwrap();
+        *slot.borrow_mut() = Some(server.clone());
+        let addr = server.local_addr().unwrap();
+        let (r1, w1) = open_connection(addr).unwrap();
+        let (r2, w2) = open_connection(addr).unwrap();
+        let (r3, _w3) = open_connection(addr).unwrap();
+        until("three connections", || server.active_connections() == 3);
+        w1.write(b"panic\n");
+        assert_eq!(r1.read_to_end().unwrap(), b"");
+        w2.write(b"error\n"); // refused or aborted: the first report closed it all
+        let _ = r2.read_to_end();
+        let _ = r3.read_to_end();
+        timeout(ms(2000), || server.wait_closed()).expect("wait_closed");
+        assert!(!server.is_serving());
+        slot.borrow_mut().take();
+    });
+    lp.close();
+    let seen = seen.get();
+    assert!(!seen.is_empty() && seen[0].contains("panicked"), "{seen:?}");
 }

@@ -23,7 +23,7 @@ use bucle::{JoinError, spawn, timeout, wait_for, yield_now};
 use net_support::{linger_zero, ms, run};
 use streams_support::{
     catch_msg, read_all, small_streams_and_peer, streams_and_peer, streams_both, until,
-    write_past_high, write_until_buffered,
+    write_past_high, write_until_buffered, write_until_stuck,
 };
 
 /// Whether `r` is `LimitOverrun { consumed, found }`.
@@ -640,8 +640,8 @@ fn is_reset(kind: io::ErrorKind) -> bool {
 #[test]
 fn a_reset_peer_surfaces_at_the_waiting_drain_and_at_the_reader() {
     run(|| {
-        let (reader, writer, peer) = small_streams_and_peer();
-        write_past_high(&writer, b'r');
+        let (reader, writer, peer) = streams_and_peer();
+        write_until_stuck(&writer, b'r');
         let w = writer.clone();
         let drainer = spawn(move || w.drain());
         yield_now();
@@ -1060,4 +1060,21 @@ fn a_writer_dropped_after_its_loop_closed_mid_flush_is_quiet() {
     drop(w);
     drop(writer);
     drop(peer);
+}
+
+#[test]
+fn a_timed_out_drain_loses_no_byte() {
+    run(|| {
+        let (_reader, writer, peer) = streams_and_peer();
+        let written = write_until_stuck(&writer, b't');
+        assert!(timeout(ms(20), || writer.drain()).is_err());
+        assert!(timeout(ms(5), || writer.drain()).is_err());
+        let reading = spawn(move || read_all(&peer));
+        writer.drain().unwrap();
+        writer.close();
+        writer.wait_closed().unwrap();
+        let (got, end) = reading.join().unwrap();
+        end.unwrap();
+        assert_eq!(got.len(), written);
+    });
 }

@@ -58,17 +58,23 @@ pub fn small_sndbuf(sock: &impl AsRawFd) {
     set_buf(sock, libc::SO_SNDBUF, 4096);
 }
 
-/// Shrinks the socket's receive buffer (and with it the window it
-/// advertises).
-pub fn small_rcvbuf(sock: &impl AsRawFd) {
-    set_buf(sock, libc::SO_RCVBUF, 4096);
+/// Fixes the socket's receive buffer at 256 KiB (the kernel doubles it):
+/// set, it no longer grows while data waits unread, so a peer that does
+/// not read stops taking bytes after a known amount. (Much smaller and a
+/// loopback transfer crawls: the window never reaches a 64 KiB segment,
+/// and every update waits for a timer.)
+pub fn fixed_rcvbuf(sock: &impl AsRawFd) {
+    set_buf(sock, libc::SO_RCVBUF, 256 * 1024);
 }
 
 /// A pair whose send buffer in the kernel is small: (reader, writer) on
-/// the client side, whose sends fill up after the peer's receive window
-/// and a few KiB, and the raw server side, which is not read until the
-/// test says so. (A small receive buffer too would make the transfer
-/// crawl: the window never reaches a segment, and every update waits.)
+/// the client side, and the raw server side, which is not read until the
+/// test says so. The writer's own buffer fills after a few dozen KiB and
+/// drains a few KiB at a time as the peer reads — but not for good: the
+/// kernel keeps taking more, a send buffer at a time, as the peer's
+/// acknowledgements come (every few ms), until the peer's receive buffer
+/// (MiBs) is full. For a writer that stays stuck, see
+/// [`write_until_stuck`].
 pub fn small_streams_and_peer() -> (StreamReader, StreamWriter, TcpStream) {
     let (client, server) = tcp_pair();
     small_sndbuf(&client);
@@ -82,6 +88,24 @@ pub fn small_streams_and_peer() -> (StreamReader, StreamWriter, TcpStream) {
 pub fn write_past_high(writer: &StreamWriter, byte: u8) -> usize {
     let (_, high) = writer.write_buffer_limits();
     write_until_buffered(writer, high, byte)
+}
+
+/// [`write_past_high`] until the buffer stays above the high-water mark
+/// across a 5 ms sleep: the kernel has stopped taking more (the peer's
+/// receive buffer is full), and `drain` will wait until the peer reads.
+/// With the default buffers that is after a few MiB. Returns how many
+/// bytes were written. Must run in a task.
+pub fn write_until_stuck(writer: &StreamWriter, byte: u8) -> usize {
+    let (_, high) = writer.write_buffer_limits();
+    let mut written = 0;
+    for _ in 0..100 {
+        written += write_past_high(writer, byte);
+        bucle::sleep(std::time::Duration::from_millis(5));
+        if writer.write_buffer_size() > high {
+            return written;
+        }
+    }
+    panic!("the kernel keeps taking bytes from a peer that does not read");
 }
 
 /// Writes 4 KiB chunks of `byte` until more than `size` bytes are buffered
