@@ -788,6 +788,21 @@ fn abort_drops_what_is_buffered() {
 }
 
 #[test]
+fn abort_while_the_flusher_is_sending_empties_the_buffer_at_once() {
+    // asyncio's abort clears the transport's buffer: the size is 0 at once,
+    // even for the bytes the flusher had taken and was waiting to send.
+    run(|| {
+        let (_reader, writer, _peer) = streams_and_peer();
+        write_until_stuck(&writer, b'f'); // the flusher holds them, parked
+        assert!(writer.write_buffer_size() > DEFAULT_HIGH_WATER);
+        writer.abort();
+        assert_eq!(writer.write_buffer_size(), 0);
+        writer.wait_closed().unwrap();
+        assert_eq!(writer.write_buffer_size(), 0);
+    });
+}
+
+#[test]
 fn dropping_the_last_writer_clone_closes_the_connection() {
     run(|| {
         let (reader, writer, peer) = streams_and_peer();

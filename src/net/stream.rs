@@ -119,7 +119,8 @@ pub(crate) struct Conn {
     /// `wait_closed` starts another. A write appends here whenever it is
     /// non-empty, so the bytes keep their order.
     out: RefCell<Vec<u8>>,
-    /// Bytes the flusher took from `out` and has not sent yet.
+    /// Bytes the flusher took from `out` and has not sent yet; zeroed by
+    /// `abort` (they will not be sent).
     in_flight: Cell<usize>,
     /// A flusher task owns the write direction: set when one is spawned,
     /// cleared when its [`Flusher`] is dropped (everything sent, the
@@ -230,13 +231,16 @@ impl Conn {
         self.kick(false);
     }
 
-    /// Closes now, dropping what was not sent (`transport.abort()`).
+    /// Closes now, dropping what was not sent (`transport.abort()`): the
+    /// buffer is empty at once, the bytes a parked flusher holds included
+    /// (it wakes to a closed socket and sends nothing more).
     pub(crate) fn abort(&self) {
         self.closing.set(true);
         // Taken out before it drops: nothing user-visible runs in a
         // `Vec<u8>`'s destructor, but the borrow should end first anyway.
         let unsent = mem::take(&mut *self.out.borrow_mut());
         drop(unsent);
+        self.in_flight.set(0);
         self.close_socket();
     }
 
