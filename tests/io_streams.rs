@@ -1093,3 +1093,51 @@ fn a_timed_out_drain_loses_no_byte() {
         assert_eq!(got.len(), written);
     });
 }
+
+#[test]
+fn a_write_outside_the_loop_panics_only_when_bytes_must_wait() {
+    let lp = bucle::EventLoop::new();
+    let (reader, writer, peer) = lp.run_until_complete(streams_and_peer);
+    writer.write(b"taken at once"); // the kernel takes it: nothing to buffer
+    assert_eq!(writer.write_buffer_size(), 0);
+    let msg = catch_msg(|| {
+        for _ in 0..10_000 {
+            writer.write(&[0u8; 64 * 1024]);
+        }
+    })
+    .unwrap_err();
+    assert!(
+        msg.starts_with("bucle::net::StreamWriter::write (with bytes to buffer) called outside a running event loop"),
+        "{msg}"
+    );
+    lp.close();
+    drop((reader, writer, peer));
+}
+
+#[test]
+fn open_connection_to_a_port_nobody_listens_on_is_refused() {
+    run(|| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = bucle::net::open_connection(port).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn writers_are_equal_and_hash_alike_exactly_when_they_share_a_connection() {
+    run(|| {
+        let ((_r1, w1), (_r2, w2)) = streams_both();
+        let mut set = std::collections::HashSet::new();
+        set.insert(w1.clone());
+        set.insert(w1.clone());
+        set.insert(w2.clone());
+        assert_eq!(set.len(), 2);
+        assert_eq!(w1, w1.clone());
+        assert_ne!(w1, w2);
+        assert!(set.remove(&w2));
+        assert!(set.contains(&w1));
+    });
+}

@@ -142,6 +142,7 @@ pub fn read_all(peer: &TcpStream) -> (Vec<u8>, io::Result<()>) {
 /// start of the message).
 const EXPECTED: &[&str] = &[
     "bucle::net::StreamWriter::write after write_eof",
+    "bucle::net::StreamWriter::write (with bytes to buffer) called outside",
     "bucle::net::StreamWriter::set_write_buffer_limits",
     "bucle::net::StreamReader::readuntil: the separator",
     "bucle::net::StreamReader::set_limit",
