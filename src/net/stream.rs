@@ -1003,6 +1003,12 @@ impl StreamReader {
     /// is dropped (through its newline if one is buffered, else the whole
     /// buffer); [`ReadError::Io`] as for [`StreamReader::read`].
     ///
+    /// The buffer holds at most twice the limit, so of a longer line only
+    /// that much is dropped, and the next read starts with the rest of it,
+    /// even if it has already arrived. asyncio's transport may have read
+    /// all of it (a read takes up to 256 KiB) and then drops it all; it too
+    /// returns the rest of a line that had not arrived yet.
+    ///
     /// # Panics
     ///
     /// As [`StreamReader::read`].
