@@ -14,7 +14,9 @@
 //! on exactly the bytes the reader had — those it returned or dropped plus
 //! those still buffered — which also proves they are the next bytes of the
 //! stream. A model that would still wait means the real read returned too
-//! early. After the script, `read_to_end` must return the rest.
+//! early. `at_eof()` steps (which may buffer what arrived) must not say
+//! true before the peer ended and every byte was read. After the script,
+//! `read_to_end` must return the rest, and `at_eof()` then say true.
 //!
 //! Runs on the virtual clock, so timeouts fire at reproducible points.
 //! `BUCLE_STREAMS_CASES=n` sets the number of cases (default 96).
@@ -43,6 +45,8 @@ enum Op {
     Readuntil(Vec<u8>),
     Readexactly(usize),
     Read(usize),
+    /// `at_eof()`: never suspends; may buffer what arrived.
+    AtEof,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +100,7 @@ fn case() -> impl Strategy<Value = Case> {
         3 => bytes_from(SEPARATOR_BYTES, 1..=3).prop_map(Op::Readuntil),
         2 => (0usize..40).prop_map(Op::Readexactly),
         2 => (0usize..40).prop_map(Op::Read),
+        1 => Just(Op::AtEof),
     ];
     let interrupt = prop_oneof![
         4 => Just(Interrupt::None),
@@ -244,6 +249,7 @@ impl Model {
             Op::Readuntil(sep) => self.readuntil(sep),
             Op::Readexactly(n) => self.readexactly(*n),
             Op::Read(n) => self.read(*n),
+            Op::AtEof => unreachable!("at_eof is checked apart"),
         }
     }
 }
@@ -257,6 +263,7 @@ fn call(reader: &StreamReader, op: &Op) -> Result<Vec<u8>, ReadError> {
         Op::Readuntil(sep) => reader.readuntil(sep),
         Op::Readexactly(n) => reader.readexactly(*n),
         Op::Read(n) => reader.read(*n),
+        Op::AtEof => unreachable!("at_eof is checked apart"),
     }
 }
 
@@ -310,7 +317,7 @@ fn buffer_bound(op: &Op, limit: usize, before: usize) -> usize {
         Op::Readexactly(n) => *n,
         Op::Readuntil(sep) => limit + sep.len(),
         Op::Readline => limit + 1,
-        Op::Read(_) => 1,
+        Op::Read(_) | Op::AtEof => 1,
     };
     before.max(2 * limit).max(need)
 }
@@ -348,6 +355,20 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
         // Bytes consumed so far.
         let mut pos = 0;
         for (i, (op, interrupt)) in case.steps.iter().enumerate() {
+            if let Op::AtEof = op {
+                // asyncio: `self._eof and not self._buffer`.
+                if reader.at_eof() && !(ended.get() && pos == stream.len()) {
+                    return Err(format!(
+                        "step {i}: at_eof at byte {pos} of {} (the peer ended: {})",
+                        stream.len(),
+                        ended.get()
+                    ));
+                }
+                if pos + reader.buffered() > started.get() {
+                    return Err(format!("step {i}: at_eof buffered more than was sent"));
+                }
+                continue;
+            }
             let before = reader.buffered();
             let got = step(&reader, op, *interrupt);
             let after = reader.buffered();
@@ -397,6 +418,9 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
                 String::from_utf8_lossy(&rest),
                 String::from_utf8_lossy(&stream[pos..])
             ));
+        }
+        if !reader.at_eof() {
+            return Err("not at_eof after read_to_end".into());
         }
         writer.join().unwrap();
         Ok(())
