@@ -964,6 +964,26 @@ fn absurd_sizes() {
 }
 
 #[test]
+fn a_limit_of_usize_max_is_no_limit() {
+    run(|| {
+        let (reader, _writer, peer) = streams_and_peer();
+        reader.set_limit(usize::MAX);
+        peer.write_all(b"una linea\nel resto").unwrap();
+        peer.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(reader.readline().unwrap(), b"una linea\n");
+        assert!(!reader.at_eof());
+        assert_eq!(
+            reader
+                .readuntil(b"!")
+                .map_err(|e| e.to_string())
+                .unwrap_err(),
+            "8 bytes read on a total of undefined expected bytes"
+        );
+        assert!(reader.at_eof());
+    });
+}
+
+#[test]
 fn a_huge_readexactly_does_not_allocate_what_it_asks_for() {
     run(|| {
         let (reader, _writer, peer) = streams_and_peer();

@@ -738,6 +738,12 @@ impl StreamReader {
         self.eof.get() && self.buffered() == 0
     }
 
+    /// How much the buffer may hold before reading pauses: twice the limit
+    /// (saturating: a limit of `usize::MAX` is no limit).
+    fn pause_at(&self) -> usize {
+        self.limit.get().saturating_mul(2)
+    }
+
     /// [`StreamReader::at_eof`]'s look: one `recv` that does not wait, into
     /// the empty buffer.
     fn look(&self) {
@@ -750,7 +756,7 @@ impl StreamReader {
         }
         let got = {
             let mut b = self.buf.borrow_mut();
-            let room = 2 * self.limit.get();
+            let room = self.pause_at();
             b.reserve(room.min(MIN_READ));
             let (start, end) = (b.tail, b.tail + room.min(b.data.len() - b.tail));
             let got = self.conn.sock.try_read(&mut b.data[start..end]);
@@ -817,7 +823,7 @@ impl StreamReader {
         let (start, end) = {
             let mut b = self.buf.borrow_mut();
             let len = b.len();
-            let room = (2 * self.limit.get()).max(need).saturating_sub(len).max(1);
+            let room = self.pause_at().max(need).saturating_sub(len).max(1);
             b.reserve(room.min(len.max(MIN_READ)));
             let free = b.data.len() - b.tail;
             (b.tail, b.tail + room.min(free))
@@ -1155,7 +1161,10 @@ impl StreamWriter {
     /// # Errors
     ///
     /// The connection's error (`ConnectionReset`, `BrokenPipe`, ...), or
-    /// `ConnectionReset` ("Connection lost") once it is closed.
+    /// `ConnectionReset` ("Connection lost") if it is closed when `drain`
+    /// is called. A drain that was waiting when the connection closed
+    /// without an error ([`close`](StreamWriter::close) sent everything)
+    /// returns `Ok`, as asyncio's.
     ///
     /// # Panics
     ///
