@@ -637,7 +637,8 @@ fn a_loop_closed_mid_flight_leaks_nothing_and_does_not_hang() {
         return;
     }
     let fds_before = open_fds();
-    for shutdown_first in [false, true] {
+    // 0: close; 1: shutdown, then close; 2: drop the loop as it is.
+    for ending in 0..3 {
         let drops = Drops::new();
         let d = drops.clone();
         let lp = EventLoop::new();
@@ -662,15 +663,19 @@ fn a_loop_closed_mid_flight_leaks_nothing_and_does_not_hang() {
             until("three handlers wait", || drops.made() >= 3);
             (server, clients, drops)
         });
-        if shutdown_first {
-            lp.shutdown();
+        match ending {
+            0 => lp.close(),
+            1 => {
+                lp.shutdown();
+                lp.close();
+            }
+            _ => {}
         }
-        lp.close();
+        drop(lp);
         let (server, clients, drops) = kept;
         assert!(drops.all_dropped_once(), "{}", drops.report());
         drop(clients);
         drop(server);
-        drop(lp);
     }
     assert_eq!(stacks_in_use(), 0);
     assert_eq!(open_fds(), fds_before);
@@ -678,6 +683,16 @@ fn a_loop_closed_mid_flight_leaks_nothing_and_does_not_hang() {
 
 // ---------------------------------------------------------------------------
 // Hostile handlers.
+
+#[test]
+fn a_second_server_on_a_port_in_use_is_refused() {
+    run(|| {
+        let first = echo_server();
+        let err = start_server(echo, first.local_addr().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        assert!(first.is_serving());
+    });
+}
 
 #[test]
 fn a_handler_that_closes_the_server() {
