@@ -33,9 +33,14 @@ const DEFAULT_BACKLOG: i32 = 100;
 ///
 /// The handler may return `()` or a `Result<(), E>`; an error it returns
 /// and a panic in it are reported through the loop's exception handler,
-/// and close only that connection. When the handler returns, its
-/// connection closes once everything written is sent (unless a clone of
-/// the writer is kept elsewhere).
+/// and close only that connection. When the handler returns (`Err`
+/// included), its connection closes once everything written is sent
+/// (unless a clone of the writer is kept elsewhere). A handler that
+/// panics or is cancelled has its connection aborted: unsent bytes are
+/// dropped and the connection leaves the server at once, so that
+/// [`Server::wait_closed`] and the connection limit never wait on a peer
+/// that does not read for a handler that is gone (asyncio 3.13 closes it
+/// gracefully in both cases).
 ///
 /// ```
 /// use bucle::net::{open_connection, start_server, StreamReader, StreamWriter};
@@ -229,7 +234,7 @@ impl ServerBuilder {
             .name(format!("bucle::net::Server accepting on {local}"))
             .spawn({
                 let inner = inner.clone();
-                let handler = Rc::new(handler);
+                let handler = Rc::new(Handler(Some(handler)));
                 move || accept_loop(&inner, &handler, &self)
             });
         *inner.accept_task.borrow_mut() = Some(task.as_any());
@@ -242,7 +247,10 @@ impl ServerBuilder {
 /// A TCP server made by [`start_server`]: asyncio's `Server`.
 ///
 /// A cheap `Clone` handle; when the last clone is dropped, the server is
-/// [closed](Server::close) (it stops accepting; connections go on).
+/// [closed](Server::close) (it stops accepting; connections go on). It
+/// accepts in a task of its own: the loop's
+/// [`shutdown`](crate::EventLoop::shutdown), which cancels every task,
+/// closes it too (and aborts its connections, whose handlers it cancels).
 ///
 /// # Graceful shutdown
 ///
@@ -464,6 +472,35 @@ impl fmt::Debug for Server {
 // ---------------------------------------------------------------------------
 // The accept task and the connection tasks.
 
+/// The user's handler, shared by the accept task and the connection tasks.
+/// Whoever holds the last reference drops it through the loop's
+/// `drop_user`: the destructors of what it captured are user code, which
+/// may panic (reported, as every destructor the loop runs) — and may run
+/// while a task unwinds (the accept task cancelled by `close`), where a
+/// panic escaping a destructor would abort the process.
+struct Handler<F>(Option<F>);
+
+impl<F> Handler<F> {
+    fn call<R>(&self, reader: StreamReader, writer: StreamWriter) -> R
+    where
+        F: Fn(StreamReader, StreamWriter) -> R,
+    {
+        let f = self
+            .0
+            .as_ref()
+            .expect("the handler is only taken when dropped");
+        f(reader, writer)
+    }
+}
+
+impl<F> Drop for Handler<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            core::drop_user(f);
+        }
+    }
+}
+
 /// Whether `accept(2)` failed for want of a resource: pause, don't spin.
 fn out_of_resources(e: &io::Error) -> bool {
     matches!(
@@ -484,16 +521,21 @@ fn report(message: String, task: Option<(crate::TaskId, String)>, panic: Option<
     }
 }
 
-fn accept_loop<F, R>(inner: &Rc<Inner>, handler: &Rc<F>, opts: &ServerBuilder)
+fn accept_loop<F, R>(inner: &Rc<Inner>, handler: &Rc<Handler<F>>, opts: &ServerBuilder)
 where
     F: Fn(StreamReader, StreamWriter) -> R + 'static,
     R: HandlerOutput,
 {
-    // However the task ends (closed, cancelled, the loop closing).
+    // However the task ends (closed, cancelled, the loop closing). Ended
+    // while still serving — cancelled by the loop's `shutdown`, which
+    // cancels every task — the server is closed: nobody accepts any more,
+    // so it must not look open (asyncio's servers accept through a reader
+    // callback, which no task cancellation reaches).
     struct Done<'a>(&'a Inner);
     impl Drop for Done<'_> {
         fn drop(&mut self) {
             self.0.accepting.set(false);
+            self.0.close();
             self.0.check_idle();
         }
     }
@@ -532,7 +574,7 @@ where
 
 fn start_connection<F, R>(
     inner: &Rc<Inner>,
-    handler: &Rc<F>,
+    handler: &Rc<Handler<F>>,
     opts: &ServerBuilder,
     stream: TcpStream,
     peer: SocketAddr,
@@ -547,24 +589,25 @@ fn start_connection<F, R>(
     let id = inner.next_id.get();
     inner.next_id.set(id + 1);
     let idle_timeout = opts.idle_timeout;
+    // Made here, not in the task: a task cancelled before it first runs
+    // (`abort_clients` right after the accept) never runs, and its
+    // connection must still leave the books when the closure is dropped.
+    let track = Track {
+        inner: inner.clone(),
+        id,
+        conn: conn.clone(),
+        watch: Rc::new(Cell::new(None)),
+        _permit: permit,
+    };
     let task: Task<()> = TaskBuilder::new()
         .name(format!("bucle::net::Server connection from {peer}"))
         .spawn({
-            let inner = inner.clone();
             let handler = handler.clone();
-            let conn = conn.clone();
             move || {
-                let track = Track {
-                    inner,
-                    id,
-                    conn,
-                    watch: Rc::new(Cell::new(None)),
-                    _permit: permit,
-                };
                 if let Some(timeout) = idle_timeout {
                     watch_idle(&track.conn, timeout, &track.watch, 0);
                 }
-                if let Some(error) = handler(reader, writer).failure() {
+                if let Some(error) = handler.call(reader, writer).failure() {
                     let me = crate::current_task().map(|t| (t.id(), t.name()));
                     report(
                         format!(
@@ -610,7 +653,8 @@ fn start_connection<F, R>(
     );
 }
 
-/// A connection task's bookkeeping, undone however the task ends.
+/// A connection task's bookkeeping, undone however the task ends — or,
+/// when it is cancelled before it first runs, as its closure is dropped.
 struct Track {
     inner: Rc<Inner>,
     id: u64,

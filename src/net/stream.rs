@@ -32,6 +32,7 @@ use std::rc::Rc;
 
 use super::addr::ToSocketAddrs;
 use super::tcp::TcpStream;
+use crate::runtime::core;
 use crate::sync::Event;
 
 /// The reader's default buffer limit, 64 KiB: asyncio's `_DEFAULT_LIMIT`.
@@ -112,20 +113,24 @@ pub(crate) struct Conn {
     /// The peer's address, read once when the connection was wrapped
     /// (asyncio's `get_extra_info('peername')` is cached the same way).
     peer: Option<SocketAddr>,
-    /// Bytes written and not yet handed to the flusher, in order. Only
-    /// non-empty while `flushing`: a write that finds no flusher sends
-    /// directly.
+    /// Bytes written and not yet handed to the flusher, in order.
+    /// Non-empty only while `flushing`, or after a flusher was cancelled
+    /// (the loop's `shutdown`) until the next `write`, `close`, `drain` or
+    /// `wait_closed` starts another. A write appends here whenever it is
+    /// non-empty, so the bytes keep their order.
     out: RefCell<Vec<u8>>,
-    /// Bytes the flusher took from `out` and has not sent yet.
+    /// Bytes the flusher took from `out` and has not sent yet; zeroed by
+    /// `abort` (they will not be sent).
     in_flight: Cell<usize>,
-    /// A flusher task owns the write direction: set by the write that left
-    /// bytes behind, cleared by the flusher when everything is sent (or the
-    /// connection failed). While set, writes only append to `out`, so the
-    /// bytes keep their order.
+    /// A flusher task owns the write direction: set when one is spawned,
+    /// cleared when its [`Flusher`] is dropped (everything sent, the
+    /// connection failed, or the task cancelled). While set, writes only
+    /// append to `out`, so the bytes keep their order.
     flushing: Cell<bool>,
-    /// A close was asked (`close`, `abort`, a failure): writes are no
-    /// longer taken, and the socket closes as soon as nothing is left to
-    /// send. Never cleared.
+    /// A close was asked (`close`, `abort`, a failure): the socket closes
+    /// as soon as nothing is left to send (writes are still taken until
+    /// then, as asyncio's). Set without `closed` only while bytes wait in
+    /// `out` or in a flusher's hands. Never cleared.
     closing: Cell<bool>,
     /// The socket is closed: it left the reactor and both directions are
     /// shut down. Implies `closing`. Never cleared.
@@ -219,22 +224,23 @@ impl Conn {
     }
 
     /// Closes once everything written is sent (`transport.close()`).
-    pub(crate) fn close(&self) {
+    pub(crate) fn close(self: &Rc<Self>) {
         if self.closing.replace(true) {
             return;
         }
-        if !self.flushing.get() {
-            self.close_socket();
-        }
+        self.kick(false);
     }
 
-    /// Closes now, dropping what was not sent (`transport.abort()`).
+    /// Closes now, dropping what was not sent (`transport.abort()`): the
+    /// buffer is empty at once, the bytes a parked flusher holds included
+    /// (it wakes to a closed socket and sends nothing more).
     pub(crate) fn abort(&self) {
         self.closing.set(true);
         // Taken out before it drops: nothing user-visible runs in a
         // `Vec<u8>`'s destructor, but the borrow should end first anyway.
         let unsent = mem::take(&mut *self.out.borrow_mut());
         drop(unsent);
+        self.in_flight.set(0);
         self.close_socket();
     }
 
@@ -275,11 +281,15 @@ impl Conn {
                  write everything before calling write_eof (asyncio raises RuntimeError)"
             );
         }
-        if data.is_empty() || self.closing.get() {
+        // While `close` waits for the flusher, a write is still taken and
+        // sent before the socket closes, as asyncio's transport appends to
+        // its buffer until the connection is lost.
+        if data.is_empty() || self.closed.get() {
             return;
         }
-        if self.flushing.get() {
+        if self.flushing.get() || !self.out.borrow().is_empty() {
             self.out.borrow_mut().extend_from_slice(data);
+            self.kick(true);
             self.check_pause();
             return;
         }
@@ -306,64 +316,61 @@ impl Conn {
             }
         };
         self.out.borrow_mut().extend_from_slice(rest);
-        self.flushing.set(true);
-        let conn = self.clone();
-        crate::TaskBuilder::new()
-            .name("bucle::net::StreamWriter flusher")
-            .spawn(move || conn.flush());
+        self.kick(true);
         self.check_pause();
     }
 
-    /// The flusher's body: sends `out` until it stays empty, suspending
-    /// while the socket's send buffer is full, then carries out a close or
-    /// `write_eof` that waited for it.
-    fn flush(&self) {
-        loop {
-            let chunk = mem::take(&mut *self.out.borrow_mut());
-            if chunk.is_empty() || self.closed.get() {
-                break;
-            }
-            self.in_flight.set(chunk.len());
-            let mut sent = 0;
-            while sent < chunk.len() {
-                match self.sock.write(&chunk[sent..]) {
-                    Ok(n) => {
-                        sent += n;
-                        self.in_flight.set(chunk.len() - sent);
-                        self.touch();
-                        self.check_resume();
-                    }
-                    Err(e) => {
-                        self.in_flight.set(0);
-                        self.flushing.set(false);
-                        if !self.closed.get() {
-                            self.fail(e);
-                        }
-                        return;
-                    }
-                }
-            }
-            // Hands the allocation back for the next writes, if none came.
-            let mut out = self.out.borrow_mut();
-            if out.is_empty() {
-                let mut chunk = chunk;
-                chunk.clear();
-                *out = chunk;
-            }
+    /// Starts a flusher for the bytes waiting in `out`, unless one runs or
+    /// the socket is closed; with nothing waiting, carries out a `close`
+    /// still pending (its flusher was cancelled). Called by `write` (which
+    /// `insist`s on a running loop: it panics outside one, as `spawn`), and
+    /// by `close`, `drain`, `write_eof` and `wait_closed`, which pick up
+    /// after a flusher cancelled by the loop's `shutdown`. Those may run in
+    /// a destructor after the loop closed: with no loop to send the bytes,
+    /// a pending close drops them and closes the socket, as asyncio's
+    /// transport abandoned by its loop.
+    fn kick(self: &Rc<Self>, insist: bool) {
+        if self.flushing.get() || self.closed.get() {
+            return;
         }
-        self.in_flight.set(0);
-        self.flushing.set(false);
-        self.check_resume();
-        if self.closing.get() {
-            self.close_socket();
-        } else if self.eof_asked.get() {
-            let _ = self.sock.shutdown(Shutdown::Write);
+        if self.out.borrow().is_empty() {
+            if self.closing.get() {
+                self.close_socket();
+            }
+            return;
+        }
+        let core = match core::try_running() {
+            Some(core) => core,
+            None if insist => {
+                core::running("bucle::net::StreamWriter::write (with bytes to buffer)")
+            }
+            None => {
+                if self.closing.get() {
+                    self.abort();
+                }
+                return;
+            }
+        };
+        self.flushing.set(true);
+        let flusher = Flusher {
+            conn: self.clone(),
+            chunk: Vec::new(),
+            sent: 0,
+        };
+        let spawned = crate::TaskBuilder::new()
+            .name("bucle::net::StreamWriter flusher")
+            .try_spawn_on(&core, move || flusher.run());
+        if let Err(e) = spawned {
+            // No stack for it (the flusher was dropped with its closure).
+            self.fail(e);
         }
     }
 
-    /// Waits while writers are paused; then the connection's error, or
-    /// "connection lost" once it is closed.
-    fn drain(&self) -> io::Result<()> {
+    /// asyncio's `drain`: the connection's error; after a yield if
+    /// closing, "Connection lost" once it is closed; then one wait if
+    /// writers are paused.
+    fn drain(self: &Rc<Self>) -> io::Result<()> {
+        self.kick(false);
         if let Some(e) = self.error() {
             return Err(e);
         }
@@ -372,20 +379,105 @@ impl Conn {
             // closing, and the drain of a write loop sees it.
             crate::yield_now();
         }
-        while self.paused.get() {
+        if self.closed.get() {
+            return Err(self.error().unwrap_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "Connection lost (bucle::net::StreamWriter: the connection is closed)",
+                )
+            }));
+        }
+        if self.paused.get() {
+            // One wait, as asyncio's one waiter future: whatever set the
+            // event — the buffer falling to the low mark, or the socket
+            // closing after `close` sent it all — is a success, even if
+            // the connection closed before this task ran again; only a
+            // failure is an error.
             self.resume
                 .wait_labeled("bucle::net::StreamWriter::drain (the peer is not reading)");
-        }
-        if let Some(e) = self.error() {
-            return Err(e);
-        }
-        if self.closed.get() {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "Connection lost (bucle::net::StreamWriter: the connection is closed)",
-            ));
+            if let Some(e) = self.error() {
+                return Err(e);
+            }
         }
         Ok(())
+    }
+}
+
+/// A flusher task's hold on its connection's write direction: `flushing`
+/// is set while one lives. However the task ends — done, failed, cancelled
+/// mid-send by the loop's `shutdown`, or dropped before it ever ran — its
+/// drop clears `flushing` and `in_flight` and puts what it had not sent
+/// back at the front of `out`, so that the next `write`, `close`, `drain`
+/// or `wait_closed` starts another and no byte is lost or reordered.
+struct Flusher {
+    conn: Rc<Conn>,
+    /// The bytes being sent, taken from `out`.
+    chunk: Vec<u8>,
+    /// How many of them went.
+    sent: usize,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        let conn = &self.conn;
+        if self.sent < self.chunk.len() && !conn.closed.get() {
+            let rest = &self.chunk[self.sent..];
+            conn.out.borrow_mut().splice(0..0, rest.iter().copied());
+        }
+        conn.in_flight.set(0);
+        conn.flushing.set(false);
+    }
+}
+
+impl Flusher {
+    /// The flusher task's body: sends `out` until it stays empty,
+    /// suspending while the socket's send buffer is full, then carries out
+    /// a close or `write_eof` that waited for it.
+    fn run(mut self) {
+        let conn = self.conn.clone();
+        loop {
+            let chunk = mem::take(&mut *conn.out.borrow_mut());
+            if chunk.is_empty() || conn.closed.get() {
+                break;
+            }
+            conn.in_flight.set(chunk.len());
+            self.chunk = chunk;
+            self.sent = 0;
+            while self.sent < self.chunk.len() {
+                match conn.sock.write(&self.chunk[self.sent..]) {
+                    Ok(n) => {
+                        self.sent += n;
+                        conn.in_flight.set(self.chunk.len() - self.sent);
+                        conn.touch();
+                        conn.check_resume();
+                    }
+                    Err(e) => {
+                        // The rest is lost with the connection.
+                        self.sent = self.chunk.len();
+                        drop(self);
+                        if !conn.closed.get() {
+                            conn.fail(e);
+                        }
+                        return;
+                    }
+                }
+            }
+            // Hands the allocation back for the next writes, if none came.
+            let mut chunk = mem::take(&mut self.chunk);
+            self.sent = 0;
+            let mut out = conn.out.borrow_mut();
+            if out.is_empty() {
+                chunk.clear();
+                *out = chunk;
+            }
+        }
+        drop(self);
+        conn.check_resume();
+        if conn.closing.get() {
+            conn.close_socket();
+        } else if conn.eof_asked.get() {
+            let _ = conn.sock.shutdown(Shutdown::Write);
+        }
     }
 }
 
@@ -634,9 +726,55 @@ impl StreamReader {
     }
 
     /// Whether the stream ended and every byte has been read:
-    /// `at_eof()`. It does no I/O: the end is known once a read met it.
+    /// `at_eof()`. With nothing buffered and the end not yet met, it looks
+    /// at the socket once, without waiting (what asyncio's transport would
+    /// have read in the background by now): bytes found are buffered, and
+    /// an end of stream makes it true. A read under way in another task
+    /// is left alone.
     pub fn at_eof(&self) -> bool {
-        self.eof.get() && self.buf.borrow().len() == 0
+        if !self.eof.get() && !self.busy.get() && self.buffered() == 0 {
+            self.look();
+        }
+        self.eof.get() && self.buffered() == 0
+    }
+
+    /// How much the buffer may hold before reading pauses: twice the limit
+    /// (saturating: a limit of `usize::MAX` is no limit).
+    fn pause_at(&self) -> usize {
+        self.limit.get().saturating_mul(2)
+    }
+
+    /// [`StreamReader::at_eof`]'s look: one `recv` that does not wait, into
+    /// the empty buffer.
+    fn look(&self) {
+        if self.conn.error.borrow().is_some() {
+            return;
+        }
+        if self.conn.closed.get() {
+            self.eof.set(true);
+            return;
+        }
+        let got = {
+            let mut b = self.buf.borrow_mut();
+            let room = self.pause_at();
+            b.reserve(room.min(MIN_READ));
+            let (start, end) = (b.tail, b.tail + room.min(b.data.len() - b.tail));
+            let got = self.conn.sock.try_read(&mut b.data[start..end]);
+            if let Ok(n) = got {
+                b.tail += n;
+            }
+            got
+        };
+        match got {
+            Ok(0) => self.eof.set(true),
+            Ok(_) => self.conn.touch(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => self.conn.fail(e),
+        }
     }
 
     /// The peer's address (`get_extra_info('peername')`).
@@ -685,7 +823,7 @@ impl StreamReader {
         let (start, end) = {
             let mut b = self.buf.borrow_mut();
             let len = b.len();
-            let room = (2 * self.limit.get()).max(need).saturating_sub(len).max(1);
+            let room = self.pause_at().max(need).saturating_sub(len).max(1);
             b.reserve(room.min(len.max(MIN_READ)));
             let free = b.data.len() - b.tail;
             (b.tail, b.tail + room.min(free))
@@ -871,6 +1009,12 @@ impl StreamReader {
     /// is dropped (through its newline if one is buffered, else the whole
     /// buffer); [`ReadError::Io`] as for [`StreamReader::read`].
     ///
+    /// The buffer holds at most twice the limit, so of a longer line only
+    /// that much is dropped, and the next read starts with the rest of it,
+    /// even if it has already arrived. asyncio's transport may have read
+    /// all of it (a read takes up to 256 KiB) and then drops it all; it too
+    /// returns the rest of a line that had not arrived yet.
+    ///
     /// # Panics
     ///
     /// As [`StreamReader::read`].
@@ -981,8 +1125,10 @@ impl StreamWriter {
 
     /// Writes `data`: `writer.write(data)`. Never suspends: what the
     /// kernel does not take at once is buffered and sent in the background.
-    /// Ignored once the writer is closing (an error, if any, surfaces at
-    /// [`drain`](StreamWriter::drain)).
+    /// Ignored once the connection is closed (an error, if any, surfaces at
+    /// [`drain`](StreamWriter::drain)); after [`close`](StreamWriter::close)
+    /// the bytes are still sent if the connection is waiting to send what
+    /// was buffered, as in asyncio.
     ///
     /// # Panics
     ///
@@ -1015,7 +1161,10 @@ impl StreamWriter {
     /// # Errors
     ///
     /// The connection's error (`ConnectionReset`, `BrokenPipe`, ...), or
-    /// `ConnectionReset` ("Connection lost") once it is closed.
+    /// `ConnectionReset` ("Connection lost") if it is closed when `drain`
+    /// is called. A drain that was waiting when the connection closed
+    /// without an error ([`close`](StreamWriter::close) sent everything)
+    /// returns `Ok`, as asyncio's.
     ///
     /// # Panics
     ///
@@ -1039,7 +1188,9 @@ impl StreamWriter {
         if conn.closing.get() || conn.eof_asked.replace(true) {
             return;
         }
-        if !conn.flushing.get() {
+        if conn.flushing.get() || !conn.out.borrow().is_empty() {
+            conn.kick(false); // the flusher shuts it down once all is sent
+        } else {
             let _ = conn.sock.shutdown(Shutdown::Write);
         }
     }
@@ -1073,6 +1224,7 @@ impl StreamWriter {
     /// When it must wait outside a task of a running loop.
     pub fn wait_closed(&self) -> io::Result<()> {
         let conn = self.conn();
+        conn.kick(false);
         if !conn.closed.get() {
             conn.closed_event
                 .wait_labeled("bucle::net::StreamWriter::wait_closed");

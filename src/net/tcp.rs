@@ -315,6 +315,16 @@ impl TcpStream {
         )
     }
 
+    /// One `recv(2)` into `buf` that never suspends (and leaves the
+    /// reactor's state alone): `WouldBlock` when nothing has arrived. For
+    /// [`StreamReader::at_eof`](super::StreamReader::at_eof).
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.io.is_closed() {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
+        self.io.get_ref().read(buf)
+    }
+
     /// Writes all of `buf`, suspending as often as needed.
     ///
     /// # Errors

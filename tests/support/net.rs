@@ -3,7 +3,7 @@
 //! descriptors, and re-running one test in a child process.
 #![allow(dead_code)]
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,5 +132,65 @@ pub fn in_child(test: &str, limit: Duration) {
             panic!("child for {test} took longer than {limit:?} and was killed");
         }
         std::thread::sleep(ms(10));
+    }
+}
+
+/// The process out of file descriptors: the soft `RLIMIT_NOFILE` lowered
+/// to just above the highest open descriptor, and every free one below it
+/// taken. While it lives, anything that opens a descriptor fails with
+/// `EMFILE`; dropping it closes the fillers and restores the limit. Only
+/// for a process that runs one test (a child of [`in_child`], or a test
+/// binary of its own).
+pub struct Exhausted {
+    fillers: Vec<OwnedFd>,
+    old: libc::rlimit,
+}
+
+impl Exhausted {
+    pub fn new() -> Exhausted {
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `old` is a live rlimit the call fills in.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
+        let highest = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+            .unwrap();
+        let low = libc::rlimit {
+            rlim_cur: highest + 1,
+            rlim_max: old.rlim_max,
+        };
+        // SAFETY: `low` is a live rlimit; lowering the soft limit only.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+        // Fill the holes below the limit.
+        let mut fillers = Vec::new();
+        loop {
+            // SAFETY: dup of stdin's descriptor (open in a test process);
+            // a non-negative result is a new descriptor we own.
+            let fd = unsafe { libc::dup(0) };
+            if fd < 0 {
+                assert_eq!(
+                    std::io::Error::last_os_error().raw_os_error(),
+                    Some(libc::EMFILE)
+                );
+                break;
+            }
+            // SAFETY: a fresh descriptor nothing else owns.
+            fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            assert!(fillers.len() < 100_000);
+        }
+        Exhausted { fillers, old }
+    }
+}
+
+impl Drop for Exhausted {
+    fn drop(&mut self) {
+        self.fillers.clear();
+        // SAFETY: `old` is the limit read when this was made.
+        let restored = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.old) };
+        assert_eq!(restored, 0, "restore RLIMIT_NOFILE");
     }
 }
