@@ -86,7 +86,7 @@ fn a_server_out_of_descriptors_reports_pauses_a_second_and_recovers() {
     for (_, report) in reports.iter() {
         assert!(
             report.message.starts_with(&format!(
-                "bucle::net::Server on {addr}: socket.accept() out of system resource: "
+                "Server on {addr}: socket.accept() out of system resource: "
             )),
             "{report:?}"
         );

@@ -559,7 +559,7 @@ where
                 };
                 report(
                     format!(
-                        "bucle::net::Server on {}: {why}: {e}; accepting again in {:?}",
+                        "Server on {}: {why}: {e}; accepting again in {:?}",
                         inner.local, ACCEPT_RETRY_DELAY
                     ),
                     None,
@@ -589,6 +589,7 @@ fn start_connection<F, R>(
     let id = inner.next_id.get();
     inner.next_id.set(id + 1);
     let idle_timeout = opts.idle_timeout;
+    let local = inner.local;
     // Made here, not in the task: a task cancelled before it first runs
     // (`abort_clients` right after the accept) never runs, and its
     // connection must still leave the books when the closure is dropped.
@@ -611,7 +612,7 @@ fn start_connection<F, R>(
                     let me = crate::current_task().map(|t| (t.id(), t.name()));
                     report(
                         format!(
-                            "bucle::net::Server: the handler of the connection from {peer} \
+                            "Server on {local}: the handler of the connection from {peer} \
                              returned an error: {error}"
                         ),
                         me,
@@ -636,8 +637,8 @@ fn start_connection<F, R>(
         if let Some(Err(JoinError::Panicked(p))) = t.take_result() {
             report(
                 format!(
-                    "bucle::net::Server: the handler of the connection from {peer} panicked; \
-                     its connection was closed"
+                    "Server on {local}: the handler of the connection from {peer} \
+                     panicked: {p}; its connection was closed"
                 ),
                 Some((t.id(), t.name())),
                 Some(p.to_string()),
