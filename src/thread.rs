@@ -11,24 +11,63 @@
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use crate::runtime::core::{self, Wait};
+use crate::runtime::core::{self, Core, Wait};
+use crate::runtime::remote::Remote;
 use crate::runtime::{EventLoop, Task, TaskBuilder};
 
-/// A job for a worker: the closure, with its result already wired back.
-type Job = Box<dyn FnOnce() + Send>;
+/// Work for a worker: the closure, with its result already wired back.
+type Work = Box<dyn FnOnce() + Send>;
 
 /// How long an idle worker waits for a job before it exits.
 pub const WORKER_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most worker threads the pool runs at once: asyncio's default
-/// executor size, `min(32, cpus + 4)`. Jobs beyond that wait in a queue.
+/// executor size, `min(32, cpus + 4)`, unless [`set_max_workers`] changed
+/// it. Jobs beyond that wait in a queue.
 pub fn max_workers() -> usize {
-    let cpus = thread::available_parallelism().map_or(1, usize::from);
-    (cpus + 4).min(32)
+    match MAX_WORKERS.load(Ordering::Relaxed) {
+        0 => {
+            let cpus = thread::available_parallelism().map_or(1, usize::from);
+            (cpus + 4).min(32)
+        }
+        n => n,
+    }
+}
+
+/// The bound [`set_max_workers`] set; 0 for asyncio's default.
+static MAX_WORKERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Bounds the pool to `n` threads, for the whole process: asyncio's
+/// `loop.set_default_executor(ThreadPoolExecutor(max_workers=n))`.
+///
+/// With one thread, jobs run one at a time in the order they were handed
+/// over, so tasks that take turns on the pool resume in a reproducible
+/// order (`examples/05_archivos.rs` uses that to print the same lines on
+/// every run, as its Python original does with a one-thread executor).
+/// Threads already started beyond the new bound finish the job in hand
+/// and exit; none is started while the pool is at the bound.
+///
+/// ```
+/// bucle::set_max_workers(8);
+/// assert_eq!(bucle::max_workers(), 8);
+/// ```
+///
+/// # Panics
+///
+/// If `n` is 0: a pool without threads would never run a job, and every
+/// task waiting on one would wait forever. Give it at least one.
+pub fn set_max_workers(n: usize) {
+    assert!(
+        n > 0,
+        "bucle::set_max_workers(0): the pool needs at least one thread, or no job would ever \
+         run; pass 1 for jobs one at a time"
+    );
+    MAX_WORKERS.store(n, Ordering::Relaxed);
 }
 
 /// The process-wide pool: started lazily, bounded, idle threads exit.
@@ -41,7 +80,7 @@ struct Pool {
 #[derive(Default)]
 struct PoolState {
     /// Jobs not yet taken, oldest first.
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Work>,
     /// Live worker threads.
     threads: usize,
     /// Of those, the ones waiting for a job.
@@ -58,14 +97,15 @@ fn pool() -> &'static Pool {
     })
 }
 
-/// Jobs never run under the lock, so a poisoned lock holds consistent data.
-fn lock(m: &Mutex<PoolState>) -> MutexGuard<'_, PoolState> {
+/// Nothing runs user code under these locks, so a poisoned lock holds
+/// consistent data.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Pool {
     /// Queues `job`, starting a worker if none is idle and the bound allows.
-    fn submit(&'static self, job: Job) {
+    fn submit(&'static self, job: Work) {
         let mut st = lock(&self.state);
         st.jobs.push_back(job);
         if st.jobs.len() <= st.idle {
@@ -103,6 +143,12 @@ impl Pool {
                 drop(st);
                 job();
                 st = lock(&self.state);
+                if st.threads > max_workers() {
+                    // The bound was lowered (set_max_workers): a surplus
+                    // thread leaves with its job done.
+                    st.threads -= 1;
+                    return;
+                }
                 continue;
             }
             st.idle += 1;
@@ -120,8 +166,153 @@ impl Pool {
     }
 }
 
-/// Where a worker leaves its result for the waiting task.
-type Slot<T> = Arc<Mutex<Option<thread::Result<T>>>>;
+/// A closure handed to the pool, whose result waits for whoever asks for
+/// it: the piece under [`to_thread`] and `bucle::fs::File`.
+///
+/// The result does not belong to a waiter. A task that waits and unwinds
+/// (cancelled, timed out) leaves the job running and its result in place,
+/// and any task, of any loop, may wait for it later. Dropping the handle
+/// before the job ends leaves the result to the worker, which drops it on
+/// its own thread when the closure returns.
+pub(crate) struct Job<T> {
+    shared: Arc<Mutex<JobState<T>>>,
+}
+
+impl<T> Clone for Job<T> {
+    /// Another handle to the same job and result.
+    fn clone(&self) -> Self {
+        Job {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+struct JobState<T> {
+    /// The closure's value or its panic, from its end until it is taken.
+    result: Option<thread::Result<T>>,
+    /// Whether the closure has ended.
+    done: bool,
+    /// The task waiting now, if any: its loop, and the id of its wait in
+    /// that loop's table of tasks waiting on threads.
+    waiter: Option<(Remote, u64)>,
+}
+
+impl<T: Send + 'static> Job<T> {
+    /// Hands `f` to the pool.
+    pub(crate) fn start(f: impl FnOnce() -> T + Send + 'static) -> Job<T> {
+        let shared = Arc::new(Mutex::new(JobState {
+            result: None,
+            done: false,
+            waiter: None,
+        }));
+        let theirs = shared.clone();
+        pool().submit(Box::new(move || {
+            let result = panic::catch_unwind(AssertUnwindSafe(f));
+            let waiter = {
+                let mut st = lock(&theirs);
+                st.result = Some(result);
+                st.done = true;
+                st.waiter.take()
+            };
+            // If the handle is gone, the result is dropped here, on this
+            // thread.
+            drop(theirs);
+            if let Some((remote, id)) = waiter {
+                // Wakes the task on its loop's thread. A closed loop
+                // refuses the call: nobody waits any more.
+                let _ = remote.call_soon_threadsafe(move || {
+                    if let Some(core) = core::try_running() {
+                        core.thread_done(id);
+                    }
+                });
+            }
+        }));
+        Job { shared }
+    }
+
+    /// Suspends the current task until the closure has ended, and takes
+    /// its value (or its panic). Other tasks run meanwhile. Unwinding out
+    /// of the wait (a cancellation, a timeout) leaves the job as it was.
+    ///
+    /// # Panics
+    ///
+    /// Outside a task of a running loop (the message names `what`), and if
+    /// the result was already taken.
+    pub(crate) fn wait(&self, what: &str) -> thread::Result<T> {
+        let me = core::current_task(what);
+        if lock(&self.shared).done {
+            return self.take();
+        }
+        let core = me
+            .header
+            .core()
+            .expect("a running task's loop is alive: it is the one running it");
+        let remote = core
+            .remote()
+            .unwrap_or_else(|e| panic!("{what}: could not open the loop's poller: {e}"));
+        let waker = core::prepare_wait(&me);
+        let id = core.park_for_thread(waker);
+        {
+            let mut st = lock(&self.shared);
+            if st.done {
+                drop(st);
+                drop(core.unpark_thread(id));
+                return self.take();
+            }
+            st.waiter = Some((remote, id));
+        }
+        // Whatever way the task leaves the wait, it no longer waits for the
+        // job: the job keeps no handle to this loop, and the loop no entry.
+        struct Forget<'a, T> {
+            core: &'a Core,
+            id: u64,
+            shared: &'a Mutex<JobState<T>>,
+        }
+        impl<T> Drop for Forget<'_, T> {
+            fn drop(&mut self) {
+                let waiter = {
+                    let mut st = lock(self.shared);
+                    match &st.waiter {
+                        Some((_, id)) if *id == self.id => st.waiter.take(),
+                        _ => None,
+                    }
+                };
+                drop(waiter);
+                drop(self.core.unpark_thread(self.id));
+            }
+        }
+        let forget = Forget {
+            core: &core,
+            id,
+            shared: &self.shared,
+        };
+        core::park(&me, Wait::Thread, what);
+        drop(forget);
+        self.take()
+    }
+
+    fn take(&self) -> thread::Result<T> {
+        lock(&self.shared)
+            .result
+            .take()
+            .expect("a job is only waited for until its result is taken, once it is done")
+    }
+}
+
+/// [`to_thread`], naming `what` in its panics: `bucle::fs::read` is not
+/// `bucle::to_thread` to the person who called it.
+pub(crate) fn to_thread_as<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    // Outside a task nothing is started: the misuse panics before `f` runs.
+    core::current_task(what);
+    let job = Job::start(f);
+    match job.wait(what) {
+        Ok(value) => value,
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
 
 /// Runs `f` on a worker thread and suspends the current task until it
 /// returns: `await asyncio.to_thread(f)`. Other tasks run meanwhile.
@@ -152,56 +343,14 @@ type Slot<T> = Arc<Mutex<Option<thread::Result<T>>>>;
 ///
 /// # Panics
 ///
-/// Outside a task of a running loop. A panic in `f` resumes in the caller,
-/// as an exception from asyncio's `to_thread` is raised by the `await`. If
-/// the calling task is cancelled (or a timeout fires), it unwinds at once;
-/// the thread runs `f` to the end anyway and its result is dropped
-/// (asyncio's rule: a thread cannot be interrupted).
+/// Outside a task of a running loop (and then `f` does not run). A panic
+/// in `f` resumes in the caller, as an exception from asyncio's
+/// `to_thread` is raised by the `await`. If the calling task is cancelled
+/// (or a timeout fires), it unwinds at once; the thread runs `f` to the
+/// end anyway and its result is dropped (asyncio's rule: a thread cannot
+/// be interrupted).
 pub fn to_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let what = "bucle::to_thread";
-    let me = core::current_task(what);
-    let core = me
-        .header
-        .core()
-        .expect("a running task's loop is alive: it is the one running it");
-    let remote = core
-        .remote()
-        .unwrap_or_else(|e| panic!("{what}: could not open the loop's poller: {e}"));
-    let slot: Slot<T> = Arc::new(Mutex::new(None));
-    let waker = core::prepare_wait(&me);
-    let id = core.park_for_thread(waker);
-    let out = slot.clone();
-    pool().submit(Box::new(move || {
-        let result = panic::catch_unwind(AssertUnwindSafe(f));
-        *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
-        drop(out);
-        // Wakes the task on its loop's thread. A closed loop refuses the
-        // call: nobody waits any more.
-        let _ = remote.call_soon_threadsafe(move || {
-            if let Some(core) = core::try_running() {
-                core.thread_done(id);
-            }
-        });
-    }));
-    // Whatever way the task leaves the wait, it no longer waits for `id`.
-    struct Forget<'a>(&'a core::Core, u64);
-    impl Drop for Forget<'_> {
-        fn drop(&mut self) {
-            drop(self.0.unpark_thread(self.1));
-        }
-    }
-    let forget = Forget(&core, id);
-    core::park(&me, Wait::Thread, what);
-    drop(forget);
-    let result = slot
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        .expect("a task waiting on a thread is only woken once the result is in");
-    match result {
-        Ok(value) => value,
-        Err(payload) => panic::resume_unwind(payload),
-    }
+    to_thread_as("bucle::to_thread", f)
 }
 
 impl EventLoop {
