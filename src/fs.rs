@@ -1007,13 +1007,13 @@ impl File {
         let State::Idle(inner) = mem::replace(&mut self.state, State::Lost) else {
             unreachable!("an operation starts on an idle File");
         };
-        let job = Job::start(move || {
+        let (job, ticket) = Job::start(what, move || {
             let mut inner = inner;
             let r = op(&mut inner);
             (inner, r)
         });
-        self.state = State::Busy(Box::new(job.clone()));
-        match job.wait(what) {
+        self.state = State::Busy(Box::new(job));
+        match ticket.wait(what) {
             Ok((inner, r)) => {
                 self.state = State::Idle(inner);
                 r

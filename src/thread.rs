@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use crate::runtime::core::{self, Core, Wait};
 use crate::runtime::remote::Remote;
+use crate::runtime::task::TaskRef;
 use crate::runtime::{EventLoop, Task, TaskBuilder};
 
 /// Work for a worker: the closure, with its result already wired back.
@@ -171,7 +173,7 @@ impl Pool {
 ///
 /// The result does not belong to a waiter. A task that waits and unwinds
 /// (cancelled, timed out) leaves the job running and its result in place,
-/// and any task, of any loop, may wait for it later. Dropping the handle
+/// and any task, of any loop, may wait for it later. Dropping every handle
 /// before the job ends leaves the result to the worker, which drops it on
 /// its own thread when the closure returns.
 pub(crate) struct Job<T> {
@@ -197,14 +199,96 @@ struct JobState<T> {
     waiter: Option<(Remote, u64)>,
 }
 
+/// A task's place as the waiter of a job. While it is held, the job's end
+/// wakes the task through its loop's remote queue, and the loop counts the
+/// task as waiting on a thread. Dropping it (after the wait, or unwinding
+/// out of it) withdraws it.
+pub(crate) struct Ticket<T> {
+    shared: Arc<Mutex<JobState<T>>>,
+    me: TaskRef,
+    core: Rc<Core>,
+    id: u64,
+}
+
+impl<T> Ticket<T> {
+    /// Registers the current task, for its next park, as a waiter of the
+    /// job behind `shared`. `None` if the job has already ended (no wake
+    /// will come for it: its result is there).
+    fn new(what: &str, shared: &Arc<Mutex<JobState<T>>>) -> Option<Ticket<T>> {
+        let me = core::current_task(what);
+        let core = me
+            .header
+            .core()
+            .expect("a running task's loop is alive: it is the one running it");
+        let remote = core
+            .remote()
+            .unwrap_or_else(|e| panic!("{what}: could not open the loop's poller: {e}"));
+        let mut st = lock(shared);
+        if st.done {
+            return None;
+        }
+        let id = core.park_for_thread(core::prepare_wait(&me));
+        st.waiter = Some((remote, id));
+        drop(st);
+        Some(Ticket {
+            shared: shared.clone(),
+            me,
+            core,
+            id,
+        })
+    }
+
+    /// Suspends the task until the job's end wakes it, and takes the
+    /// result.
+    pub(crate) fn wait(self, what: &str) -> thread::Result<T> {
+        core::park(&self.me, Wait::Thread, what);
+        let shared = self.shared.clone();
+        drop(self);
+        take(&shared)
+    }
+}
+
+impl<T> Drop for Ticket<T> {
+    fn drop(&mut self) {
+        // The job keeps no handle to this loop any more, the loop no entry.
+        let waiter = {
+            let mut st = lock(&self.shared);
+            match &st.waiter {
+                Some((_, id)) if *id == self.id => st.waiter.take(),
+                _ => None,
+            }
+        };
+        drop(waiter);
+        drop(self.core.unpark_thread(self.id));
+    }
+}
+
+fn take<T>(shared: &Mutex<JobState<T>>) -> thread::Result<T> {
+    lock(shared)
+        .result
+        .take()
+        .expect("a job's result is there once it is done, and taken once")
+}
+
 impl<T: Send + 'static> Job<T> {
-    /// Hands `f` to the pool.
-    pub(crate) fn start(f: impl FnOnce() -> T + Send + 'static) -> Job<T> {
+    /// Hands `f` to the pool, with the current task already registered as
+    /// its waiter: the job cannot end unseen between this call and the
+    /// ticket's wait, so its end always reaches the task through the
+    /// loop's queue, in the order jobs end (as asyncio's futures set by
+    /// `call_soon_threadsafe`). A task that found its job done and went on
+    /// at once would overtake the tasks whose jobs ended earlier.
+    ///
+    /// # Panics
+    ///
+    /// Outside a task of a running loop (the message names `what`); then
+    /// `f` does not run.
+    pub(crate) fn start(what: &str, f: impl FnOnce() -> T + Send + 'static) -> (Job<T>, Ticket<T>) {
         let shared = Arc::new(Mutex::new(JobState {
             result: None,
             done: false,
             waiter: None,
         }));
+        let ticket = Ticket::new(what, &shared).expect("a job not yet started has not ended");
         let theirs = shared.clone();
         pool().submit(Box::new(move || {
             let result = panic::catch_unwind(AssertUnwindSafe(f));
@@ -214,7 +298,7 @@ impl<T: Send + 'static> Job<T> {
                 st.done = true;
                 st.waiter.take()
             };
-            // If the handle is gone, the result is dropped here, on this
+            // If the handles are gone, the result is dropped here, on this
             // thread.
             drop(theirs);
             if let Some((remote, id)) = waiter {
@@ -227,75 +311,23 @@ impl<T: Send + 'static> Job<T> {
                 });
             }
         }));
-        Job { shared }
+        (Job { shared }, ticket)
     }
 
-    /// Suspends the current task until the closure has ended, and takes
-    /// its value (or its panic). Other tasks run meanwhile. Unwinding out
-    /// of the wait (a cancellation, a timeout) leaves the job as it was.
+    /// Suspends the current task until the closure has ended (at once if
+    /// it has), and takes its value or its panic: for a job whose first
+    /// waiter is gone. Other tasks run meanwhile. Unwinding out of the
+    /// wait (a cancellation, a timeout) leaves the job as it was.
     ///
     /// # Panics
     ///
     /// Outside a task of a running loop (the message names `what`), and if
     /// the result was already taken.
     pub(crate) fn wait(&self, what: &str) -> thread::Result<T> {
-        let me = core::current_task(what);
-        if lock(&self.shared).done {
-            return self.take();
+        match Ticket::new(what, &self.shared) {
+            Some(ticket) => ticket.wait(what),
+            None => take(&self.shared),
         }
-        let core = me
-            .header
-            .core()
-            .expect("a running task's loop is alive: it is the one running it");
-        let remote = core
-            .remote()
-            .unwrap_or_else(|e| panic!("{what}: could not open the loop's poller: {e}"));
-        let waker = core::prepare_wait(&me);
-        let id = core.park_for_thread(waker);
-        {
-            let mut st = lock(&self.shared);
-            if st.done {
-                drop(st);
-                drop(core.unpark_thread(id));
-                return self.take();
-            }
-            st.waiter = Some((remote, id));
-        }
-        // Whatever way the task leaves the wait, it no longer waits for the
-        // job: the job keeps no handle to this loop, and the loop no entry.
-        struct Forget<'a, T> {
-            core: &'a Core,
-            id: u64,
-            shared: &'a Mutex<JobState<T>>,
-        }
-        impl<T> Drop for Forget<'_, T> {
-            fn drop(&mut self) {
-                let waiter = {
-                    let mut st = lock(self.shared);
-                    match &st.waiter {
-                        Some((_, id)) if *id == self.id => st.waiter.take(),
-                        _ => None,
-                    }
-                };
-                drop(waiter);
-                drop(self.core.unpark_thread(self.id));
-            }
-        }
-        let forget = Forget {
-            core: &core,
-            id,
-            shared: &self.shared,
-        };
-        core::park(&me, Wait::Thread, what);
-        drop(forget);
-        self.take()
-    }
-
-    fn take(&self) -> thread::Result<T> {
-        lock(&self.shared)
-            .result
-            .take()
-            .expect("a job is only waited for until its result is taken, once it is done")
     }
 }
 
@@ -305,10 +337,8 @@ pub(crate) fn to_thread_as<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
-    // Outside a task nothing is started: the misuse panics before `f` runs.
-    core::current_task(what);
-    let job = Job::start(f);
-    match job.wait(what) {
+    let (_job, ticket) = Job::start(what, f);
+    match ticket.wait(what) {
         Ok(value) => value,
         Err(payload) => panic::resume_unwind(payload),
     }
