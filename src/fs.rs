@@ -16,7 +16,7 @@
 //!
 //! The free functions take owned copies of their paths and contents (the
 //! worker needs `Send + 'static` values) and do one std call each:
-//! [`read`], [`read_to_string`], [`write`], [`metadata`], [`copy`],
+//! [`read`], [`read_to_string`], [`write`](fn@write), [`metadata`], [`copy`],
 //! [`rename`], [`remove_file`], [`remove_dir`], [`remove_dir_all`],
 //! [`create_dir`], [`create_dir_all`], [`try_exists`]. [`File`] is an open
 //! file, whose std file travels to a worker thread for each operation and
@@ -48,7 +48,7 @@ use std::fs::{Metadata, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem;
 use std::panic;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread;
 
 use crate::runtime::core;
@@ -67,6 +67,27 @@ fn blocking<T: Send + 'static>(
     to_thread_as(what, f)
 }
 
+/// Runs std's `f` on an owned copy of `path`, on the pool.
+fn on_path<T: Send + 'static>(
+    what: &'static str,
+    path: &Path,
+    f: fn(PathBuf) -> io::Result<T>,
+) -> io::Result<T> {
+    let path = path.to_owned();
+    blocking(what, move || f(path))
+}
+
+/// Runs std's `f` on owned copies of `from` and `to`, on the pool.
+fn on_paths<T: Send + 'static>(
+    what: &'static str,
+    from: &Path,
+    to: &Path,
+    f: fn(PathBuf, PathBuf) -> io::Result<T>,
+) -> io::Result<T> {
+    let (from, to) = (from.to_owned(), to.to_owned());
+    blocking(what, move || f(from, to))
+}
+
 /// Reads the whole file at `path`: [`std::fs::read`] on a worker thread.
 ///
 /// # Errors
@@ -77,8 +98,7 @@ fn blocking<T: Send + 'static>(
 ///
 /// Outside a task of a running loop.
 pub fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
-    let path = path.as_ref().to_owned();
-    blocking("bucle::fs::read", move || std::fs::read(path))
+    on_path("bucle::fs::read", path.as_ref(), std::fs::read)
 }
 
 /// Reads the whole file at `path` as UTF-8: [`std::fs::read_to_string`]
@@ -92,10 +112,11 @@ pub fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
 ///
 /// Outside a task of a running loop.
 pub fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
-    let path = path.as_ref().to_owned();
-    blocking("bucle::fs::read_to_string", move || {
-        std::fs::read_to_string(path)
-    })
+    on_path(
+        "bucle::fs::read_to_string",
+        path.as_ref(),
+        std::fs::read_to_string,
+    )
 }
 
 /// Creates or truncates the file at `path` and writes all of `contents`
@@ -126,8 +147,7 @@ pub fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<(
 ///
 /// Outside a task of a running loop.
 pub fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
-    let path = path.as_ref().to_owned();
-    blocking("bucle::fs::metadata", move || std::fs::metadata(path))
+    on_path("bucle::fs::metadata", path.as_ref(), std::fs::metadata)
 }
 
 /// Whether `path` exists (`Ok(false)` for a broken symbolic link):
@@ -142,8 +162,7 @@ pub fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
 ///
 /// Outside a task of a running loop.
 pub fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
-    let path = path.as_ref().to_owned();
-    blocking("bucle::fs::try_exists", move || std::fs::exists(path))
+    on_path("bucle::fs::try_exists", path.as_ref(), std::fs::exists)
 }
 
 /// Copies the contents and permissions of `from` to `to`, returning the
@@ -157,8 +176,7 @@ pub fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
 ///
 /// Outside a task of a running loop.
 pub fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
-    let (from, to) = (from.as_ref().to_owned(), to.as_ref().to_owned());
-    blocking("bucle::fs::copy", move || std::fs::copy(from, to))
+    on_paths("bucle::fs::copy", from.as_ref(), to.as_ref(), std::fs::copy)
 }
 
 /// Renames `from` to `to`, replacing `to` if it exists:
@@ -172,8 +190,12 @@ pub fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
 ///
 /// Outside a task of a running loop.
 pub fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
-    let (from, to) = (from.as_ref().to_owned(), to.as_ref().to_owned());
-    blocking("bucle::fs::rename", move || std::fs::rename(from, to))
+    on_paths(
+        "bucle::fs::rename",
+        from.as_ref(),
+        to.as_ref(),
+        std::fs::rename,
+    )
 }
 
 /// Removes the file at `path`: [`std::fs::remove_file`] on a worker
@@ -187,8 +209,11 @@ pub fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
 ///
 /// Outside a task of a running loop.
 pub fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref().to_owned();
-    blocking("bucle::fs::remove_file", move || std::fs::remove_file(path))
+    on_path(
+        "bucle::fs::remove_file",
+        path.as_ref(),
+        std::fs::remove_file,
+    )
 }
 
 /// Removes the empty directory at `path`: [`std::fs::remove_dir`] on a
@@ -202,8 +227,7 @@ pub fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
 ///
 /// Outside a task of a running loop.
 pub fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref().to_owned();
-    blocking("bucle::fs::remove_dir", move || std::fs::remove_dir(path))
+    on_path("bucle::fs::remove_dir", path.as_ref(), std::fs::remove_dir)
 }
 
 /// Removes the directory at `path` with everything in it:
@@ -217,10 +241,11 @@ pub fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
 ///
 /// Outside a task of a running loop.
 pub fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref().to_owned();
-    blocking("bucle::fs::remove_dir_all", move || {
-        std::fs::remove_dir_all(path)
-    })
+    on_path(
+        "bucle::fs::remove_dir_all",
+        path.as_ref(),
+        std::fs::remove_dir_all,
+    )
 }
 
 /// Creates the directory `path`, whose parent must exist:
@@ -234,8 +259,7 @@ pub fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
 ///
 /// Outside a task of a running loop.
 pub fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref().to_owned();
-    blocking("bucle::fs::create_dir", move || std::fs::create_dir(path))
+    on_path("bucle::fs::create_dir", path.as_ref(), std::fs::create_dir)
 }
 
 /// Creates the directory `path` and any missing parent:
@@ -249,10 +273,11 @@ pub fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
 ///
 /// Outside a task of a running loop.
 pub fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref().to_owned();
-    blocking("bucle::fs::create_dir_all", move || {
-        std::fs::create_dir_all(path)
-    })
+    on_path(
+        "bucle::fs::create_dir_all",
+        path.as_ref(),
+        std::fs::create_dir_all,
+    )
 }
 
 /// An open file whose operations run on a worker thread and suspend only
@@ -534,8 +559,7 @@ impl File {
     ///
     /// Outside a task of a running loop.
     pub fn open(path: impl AsRef<Path>) -> io::Result<File> {
-        let path = path.as_ref().to_owned();
-        blocking("bucle::fs::File::open", move || std::fs::File::open(path)).map(File::from_std)
+        on_path("bucle::fs::File::open", path.as_ref(), std::fs::File::open).map(File::from_std)
     }
 
     /// Creates the file at `path` for writing, truncating it if it
@@ -549,10 +573,11 @@ impl File {
     ///
     /// Outside a task of a running loop.
     pub fn create(path: impl AsRef<Path>) -> io::Result<File> {
-        let path = path.as_ref().to_owned();
-        blocking("bucle::fs::File::create", move || {
-            std::fs::File::create(path)
-        })
+        on_path(
+            "bucle::fs::File::create",
+            path.as_ref(),
+            std::fs::File::create,
+        )
         .map(File::from_std)
     }
 

@@ -34,8 +34,13 @@ pub const WORKER_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn max_workers() -> usize {
     match MAX_WORKERS.load(Ordering::Relaxed) {
         0 => {
-            let cpus = thread::available_parallelism().map_or(1, usize::from);
-            (cpus + 4).min(32)
+            // Asked once: on Linux it reads the cgroup's CPU quota from
+            // files, and workers check the bound after every job.
+            static DEFAULT: OnceLock<usize> = OnceLock::new();
+            *DEFAULT.get_or_init(|| {
+                let cpus = thread::available_parallelism().map_or(1, usize::from);
+                (cpus + 4).min(32)
+            })
         }
         n => n,
     }
