@@ -1029,10 +1029,12 @@ impl File {
         what: &str,
         op: impl FnOnce(&mut Inner) -> R + Send + 'static,
     ) -> R {
+        // First what may fail (the loop's poller): the std file stays.
+        let (job, ticket) = Job::new(what);
         let State::Idle(inner) = mem::replace(&mut self.state, State::Lost) else {
             unreachable!("an operation starts on an idle File");
         };
-        let (job, ticket) = Job::start(what, move || {
+        job.submit(move || {
             let mut inner = inner;
             let r = op(&mut inner);
             (inner, r)

@@ -276,25 +276,32 @@ fn take<T>(shared: &Mutex<JobState<T>>) -> thread::Result<T> {
 }
 
 impl<T: Send + 'static> Job<T> {
-    /// Hands `f` to the pool, with the current task already registered as
-    /// its waiter: the job cannot end unseen between this call and the
-    /// ticket's wait, so its end always reaches the task through the
-    /// loop's queue, in the order jobs end (as asyncio's futures set by
-    /// `call_soon_threadsafe`). A task that found its job done and went on
-    /// at once would overtake the tasks whose jobs ended earlier.
+    /// A job not yet handed to the pool ([`Job::submit`]), with the current
+    /// task registered as its waiter from the start: the job cannot end
+    /// unseen before the ticket's wait, so its end always reaches the task
+    /// through the loop's queue, in the order jobs end (as asyncio's
+    /// futures set by `call_soon_threadsafe`). A task that found its job
+    /// done and went on at once would overtake the tasks whose jobs ended
+    /// earlier. Everything that can fail here fails before anything is
+    /// handed over.
     ///
     /// # Panics
     ///
-    /// Outside a task of a running loop (the message names `what`); then
-    /// `f` does not run.
-    pub(crate) fn start(what: &str, f: impl FnOnce() -> T + Send + 'static) -> (Job<T>, Ticket<T>) {
+    /// Outside a task of a running loop (the message names `what`); if
+    /// the loop cannot have a poller (out of descriptors).
+    pub(crate) fn new(what: &str) -> (Job<T>, Ticket<T>) {
         let shared = Arc::new(Mutex::new(JobState {
             result: None,
             done: false,
             waiter: None,
         }));
         let ticket = Ticket::new(what, &shared).expect("a job not yet started has not ended");
-        let theirs = shared.clone();
+        (Job { shared }, ticket)
+    }
+
+    /// Hands `f` to the pool. Once per job.
+    pub(crate) fn submit(&self, f: impl FnOnce() -> T + Send + 'static) {
+        let theirs = self.shared.clone();
         pool().submit(Box::new(move || {
             let result = panic::catch_unwind(AssertUnwindSafe(f));
             let waiter = {
@@ -316,7 +323,6 @@ impl<T: Send + 'static> Job<T> {
                 });
             }
         }));
-        (Job { shared }, ticket)
     }
 
     /// Suspends the current task until the closure has ended (at once if
@@ -342,7 +348,8 @@ pub(crate) fn to_thread_as<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
-    let (_job, ticket) = Job::start(what, f);
+    let (job, ticket) = Job::new(what);
+    job.submit(f);
     match ticket.wait(what) {
         Ok(value) => value,
         Err(payload) => panic::resume_unwind(payload),

@@ -608,6 +608,18 @@ fn every_operation_cut_short_leaves_its_effect_for_the_next() {
         let mut rest = String::new();
         file.into_std().read_to_string(&mut rest).unwrap();
         assert_eq!(rest, "0WaZ");
+        // A free function cut short does its work all the same.
+        let gate = Gate::close();
+        let p = path.with_extension("libre");
+        let t = spawn(move || bucle::fs::write(p, "escrito"));
+        yield_now();
+        t.cancel();
+        assert!(matches!(t.join(), Err(JoinError::Cancelled)));
+        gate.open();
+        let p = path.with_extension("libre");
+        eventually("the write cut short lands", || {
+            std::fs::read(&p).is_ok_and(|b| b == b"escrito")
+        });
         // Open cut short: the file it opened is closed on the worker.
         let gate = Gate::close();
         let p = path.clone();
@@ -829,6 +841,29 @@ impl AnyFile for std::fs::File {
     fn sync_data(&mut self) -> io::Result<()> {
         std::fs::File::sync_data(self)
     }
+}
+
+/// With bytes a read cut short took still unread, `SeekFrom::Current`
+/// counts back over them: an offset that would overflow is `InvalidInput`
+/// (not a wrapped seek), and no byte is lost.
+#[test]
+fn a_seek_that_overflows_over_unread_bytes_is_invalid_input() {
+    let dir = TempDir::new("fs-seek-overflow");
+    let fifo = mkfifo(&dir, "fifo");
+    run(move || {
+        let (r, mut w) = fifo_reader(&fifo);
+        let r = Rc::new(RefCell::new(r));
+        assert!(cancel_during(&r, |f| f.read(&mut [0; 8]).map(drop)).is_none());
+        w.write_all(b"abcdef").unwrap();
+        let e = r
+            .borrow_mut()
+            .seek(SeekFrom::Current(i64::MIN))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        let mut buf = [0u8; 6];
+        r.borrow_mut().read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"abcdef");
+    });
 }
 
 /// A FIFO has no position: the bytes a read cut short took stay for the
@@ -1055,4 +1090,116 @@ fn in_a_callback_a_call_panics_naming_itself() {
         msg.starts_with("bucle::fs::read called from a callback, outside any task"),
         "{msg}"
     );
+}
+
+/// The loop ends (its leftover tasks cancelled, their files dropped) while
+/// a read blocks a worker: the descriptor closes when the read ends, with
+/// no loop at all. In a child process.
+#[test]
+fn a_loop_that_ends_with_a_read_in_flight_leaves_the_file_to_the_worker() {
+    const NAME: &str = "a_loop_that_ends_with_a_read_in_flight_leaves_the_file_to_the_worker";
+    if !is_child(NAME) {
+        in_child(NAME, Duration::from_secs(60));
+        return;
+    }
+    let dir = TempDir::new("fs-loop-ends");
+    let fifo = mkfifo(&dir, "fifo");
+    let before = open_fds();
+    let writer = bucle::run(move || {
+        let (mut r, w) = fifo_reader(&fifo);
+        bucle::spawn(move || r.read_to_end(&mut Vec::new())); // never ends by itself
+        yield_now();
+        w // main returns: the reader's task is cancelled, its File dropped
+    });
+    // The loop's descriptors go (a worker may hold its poller a moment
+    // longer, while it hands a result over); the writer and the reader
+    // stay.
+    let settled = |n: usize| {
+        let start = Instant::now();
+        while open_fds() != n {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{} fds, not {n}",
+                open_fds()
+            );
+            std::thread::sleep(ms(1));
+        }
+    };
+    settled(before + 2);
+    drop(writer); // the end of the FIFO: the read ends, the worker closes it
+    settled(before);
+}
+
+/// Out of descriptors, the loop cannot make the poller a worker needs to
+/// wake it: the operation panics, naming itself and the cause, before the
+/// std file leaves the `File`, which works once descriptors are free. In
+/// a child process (it lowers the descriptor limit).
+#[test]
+fn out_of_descriptors_an_operation_panics_and_the_file_survives() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    const NAME: &str = "out_of_descriptors_an_operation_panics_and_the_file_survives";
+    if !is_child(NAME) {
+        in_child(NAME, Duration::from_secs(60));
+        return;
+    }
+    let dir = TempDir::new("fs-emfile");
+    let path = dir.join("f");
+    std::fs::write(&path, "sobrevive").unwrap();
+    let f = Rc::new(RefCell::new(File::from_std(
+        std::fs::File::open(&path).unwrap(),
+    )));
+    // A fresh loop: no poller yet.
+    let lp = bucle::EventLoop::new();
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `old` is a live rlimit the call fills in.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
+    let highest = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap();
+    let low = libc::rlimit {
+        rlim_cur: highest + 1,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: `low` is a live rlimit; lowering the soft limit only.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+    let mut fillers = Vec::new();
+    loop {
+        // SAFETY: dup of stdin's descriptor (open in a test process); a
+        // non-negative result is a new descriptor we own.
+        let fd = unsafe { libc::dup(0) };
+        if fd < 0 {
+            break;
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        assert!(fillers.len() < 100_000);
+    }
+    let f2 = f.clone();
+    let msg = catch(|| {
+        lp.run_until_complete(move || {
+            let r = f2.borrow_mut().read_to_string(&mut String::new());
+            r.map(drop)
+        })
+    })
+    .map(drop)
+    .unwrap_err();
+    assert!(
+        msg.starts_with("bucle::fs::File::read_to_string: could not open the loop's poller"),
+        "{msg}"
+    );
+    drop(fillers);
+    // SAFETY: `old` is the limit read above.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
+    let text = lp.run_until_complete(move || {
+        let mut s = String::new();
+        f.borrow_mut().read_to_string(&mut s).unwrap();
+        s
+    });
+    assert_eq!(text, "sobrevive");
+    lp.close();
 }
