@@ -35,8 +35,9 @@
 //! });
 //! ```
 //!
-//! Every function and method panics outside a task of a running loop,
-//! naming itself and the fix, before anything runs. If the calling task
+//! Every function and method that touches a file (all but
+//! [`File::from_std`]) panics outside a task of a running loop, naming
+//! itself and the fix, before anything runs. If the calling task
 //! is cancelled (or a timeout fires) during a call, it unwinds at once,
 //! and the worker thread finishes the call anyway: a thread cannot be
 //! interrupted. For the free functions that means the file is written,
@@ -340,6 +341,11 @@ pub fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
 ///   instead of running (after a read has handed out the bytes before it,
 ///   as std's `read_to_end` does). [`flush`](File::flush) runs nothing
 ///   else: call it to learn how an operation cut short ended.
+///
+/// So an operation cut short that only this same `File` could let end (a
+/// read of a FIFO open for reading and writing, waiting for bytes this
+/// `File` would write) makes the next operation wait for ever: feed such
+/// a read from another handle.
 ///
 /// Dropping a `File` while an operation is in flight never blocks the
 /// loop: the file is closed on the worker thread, when the operation
