@@ -1136,7 +1136,6 @@ fn a_loop_that_ends_with_a_read_in_flight_leaves_the_file_to_the_worker() {
 /// a child process (it lowers the descriptor limit).
 #[test]
 fn out_of_descriptors_an_operation_panics_and_the_file_survives() {
-    use std::os::fd::{FromRawFd, OwnedFd};
     const NAME: &str = "out_of_descriptors_an_operation_panics_and_the_file_survives";
     if !is_child(NAME) {
         in_child(NAME, Duration::from_secs(60));
@@ -1150,35 +1149,7 @@ fn out_of_descriptors_an_operation_panics_and_the_file_survives() {
     )));
     // A fresh loop: no poller yet.
     let lp = bucle::EventLoop::new();
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `old` is a live rlimit the call fills in.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
-    let highest = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()
-        .unwrap();
-    let low = libc::rlimit {
-        rlim_cur: highest + 1,
-        rlim_max: old.rlim_max,
-    };
-    // SAFETY: `low` is a live rlimit; lowering the soft limit only.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
-    let mut fillers = Vec::new();
-    loop {
-        // SAFETY: dup of stdin's descriptor (open in a test process); a
-        // non-negative result is a new descriptor we own.
-        let fd = unsafe { libc::dup(0) };
-        if fd < 0 {
-            break;
-        }
-        // SAFETY: a fresh descriptor nothing else owns.
-        fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
-        assert!(fillers.len() < 100_000);
-    }
+    let no_fds = net_support::NoDescriptors::take();
     let f2 = f.clone();
     let msg = catch(|| {
         lp.run_until_complete(move || {
@@ -1192,9 +1163,7 @@ fn out_of_descriptors_an_operation_panics_and_the_file_survives() {
         msg.starts_with("bucle::fs::File::read_to_string: could not open the loop's poller"),
         "{msg}"
     );
-    drop(fillers);
-    // SAFETY: `old` is the limit read above.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
+    drop(no_fds);
     let text = lp.run_until_complete(move || {
         let mut s = String::new();
         f.borrow_mut().read_to_string(&mut s).unwrap();

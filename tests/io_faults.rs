@@ -9,7 +9,6 @@ mod net_support;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -162,40 +161,7 @@ fn accept_out_of_descriptors_returns_emfile_at_once() {
         let client = std::net::TcpStream::connect(addr).unwrap();
         bucle::sleep(ms(1)); // the reactor and its descriptors exist by now
 
-        let mut old = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: `old` is a live rlimit the call fills in.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
-        let highest = std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-            .max()
-            .unwrap();
-        let low = libc::rlimit {
-            rlim_cur: highest + 1,
-            rlim_max: old.rlim_max,
-        };
-        // SAFETY: `low` is a live rlimit; lowering the soft limit only.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
-        // Fill the holes below the limit.
-        let mut fillers = Vec::new();
-        loop {
-            // SAFETY: dup of stdin's descriptor (open in a test process);
-            // a non-negative result is a new descriptor we own.
-            let fd = unsafe { libc::dup(0) };
-            if fd < 0 {
-                assert_eq!(
-                    io::Error::last_os_error().raw_os_error(),
-                    Some(libc::EMFILE)
-                );
-                break;
-            }
-            // SAFETY: a fresh descriptor nothing else owns.
-            fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
-            assert!(fillers.len() < 100_000);
-        }
+        let no_fds = net_support::NoDescriptors::take();
 
         for _ in 0..3 {
             let start = Instant::now();
@@ -208,9 +174,7 @@ fn accept_out_of_descriptors_returns_emfile_at_once() {
             );
         }
 
-        drop(fillers);
-        // SAFETY: `old` is the limit read above.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
+        drop(no_fds);
         let (conn, peer) = listener.accept().unwrap();
         assert_eq!(peer, client.local_addr().unwrap());
         (&client).write_all(b"ok").unwrap();

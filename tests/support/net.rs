@@ -3,7 +3,7 @@
 //! descriptors, and re-running one test in a child process.
 #![allow(dead_code)]
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,5 +132,62 @@ pub fn in_child(test: &str, limit: Duration) {
             panic!("child for {test} took longer than {limit:?} and was killed");
         }
         std::thread::sleep(ms(10));
+    }
+}
+
+/// Every descriptor this process may open, taken: while it lives, opening
+/// one more fails with `EMFILE`. Lowers the soft `RLIMIT_NOFILE` to just
+/// above the highest open descriptor and fills the holes below it with
+/// duplicates of stdin; dropping it closes them and restores the limit.
+/// For a child process ([`in_child`]): the limit is the process's.
+pub struct NoDescriptors {
+    fillers: Vec<OwnedFd>,
+    old: libc::rlimit,
+}
+
+impl NoDescriptors {
+    pub fn take() -> NoDescriptors {
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `old` is a live rlimit the call fills in.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
+        let highest = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+            .unwrap();
+        let low = libc::rlimit {
+            rlim_cur: highest + 1,
+            rlim_max: old.rlim_max,
+        };
+        // SAFETY: `low` is a live rlimit; lowering the soft limit only.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+        let mut fillers = Vec::new();
+        loop {
+            // SAFETY: dup of stdin's descriptor (open in a test process);
+            // a non-negative result is a new descriptor we own.
+            let fd = unsafe { libc::dup(0) };
+            if fd < 0 {
+                assert_eq!(
+                    std::io::Error::last_os_error().raw_os_error(),
+                    Some(libc::EMFILE)
+                );
+                break;
+            }
+            // SAFETY: a fresh descriptor nothing else owns.
+            fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            assert!(fillers.len() < 100_000);
+        }
+        NoDescriptors { fillers, old }
+    }
+}
+
+impl Drop for NoDescriptors {
+    fn drop(&mut self) {
+        self.fillers.clear();
+        // SAFETY: `old` is the limit read when it was taken.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.old) };
     }
 }
