@@ -11,7 +11,7 @@
 //! | 2. round-robin scheduler | [`round_robin`] | `docs/02-round-robin.md` | `examples/02_round_robin.rs` |
 //! | 3. awaitables: event loop, tasks, futures | [`runtime`] | `docs/03-awaitables.md` | `examples/03_*.rs` |
 //! | 4. timers: sleep, call_later, timeouts | [`timer`] | `docs/04-timers.md` | `examples/04_*.rs` |
-//! | 5. I/O: the reactor, sockets, other threads | [`io`], [`net`] | `docs/05-io.md` | `examples/05_*.rs` |
+//! | 5. I/O: the reactor, sockets, other threads, files | [`io`], [`net`], [`fs`] | `docs/05-io.md` | `examples/05_*.rs` |
 //! | locks, semaphores, events, queues | [`sync`] | `docs/06-sync-and-queues.md` | `examples/06_*.rs` |
 //!
 //! Start with [`generator`]: its documentation is chapter 1.
@@ -30,6 +30,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod combinators;
+pub mod fs;
 mod future;
 pub mod generator;
 pub mod io;
@@ -56,7 +57,7 @@ pub use runtime::{
 pub use stack::{
     DEFAULT_STACK_SIZE, MAP_RESERVE, MAX_STACK_SIZE, MIN_STACK_SIZE, PoolStats, stack_pool_stats,
 };
-pub use thread::{WORKER_IDLE_TIMEOUT, max_workers, to_thread};
+pub use thread::{WORKER_IDLE_TIMEOUT, max_workers, set_max_workers, to_thread};
 pub use timer::{
     Elapsed, Timeout, call_at, call_later, pending_timers, sleep, sleep_until, time, timeout,
     timeout_at, timeout_scope, wait_for,

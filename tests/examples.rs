@@ -16,6 +16,22 @@
 //! installed (unmodified, on CPython's asyncio with a virtual clock: see
 //! [`VIRTUAL_ASYNCIO`]), and compares both outputs line for line with that block. A new
 //! stage adds its row to the table; `.ci/run` loops over the same markers.
+//!
+//! A Python original that needs packages from outside the standard library
+//! declares them in inline script metadata (PEP 723), which `uv run` and
+//! `pipx run` read too:
+//!
+//! ```python
+//! # /// script
+//! # dependencies = ["aiofiles"]
+//! # ///
+//! ```
+//!
+//! Such scripts run on the venv `pyenv/` under the cargo target directory,
+//! which `benches/python/setup.sh` makes (it holds the bench's uvloop too);
+//! this test runs that script once if a package is missing. If the venv
+//! cannot be made (no network, no `venv` module), their comparison is
+//! skipped with a note, not failed.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -210,8 +226,8 @@ const EXAMPLES: &[Example] = &[
     Example {
         name: "05_descargas",
         chapter: "docs/05-io.md",
-        // Needs aiohttp (see PYTHON_MODULES): skipped, with a note, where
-        // python3 cannot import it.
+        // Needs aiohttp (the script's inline metadata): run in the venv,
+        // or skipped with a note where it cannot be made.
         python: Some("examples/python/05_descargas.py"),
         real_clock: true,
     },
@@ -219,6 +235,12 @@ const EXAMPLES: &[Example] = &[
         name: "05_tarea_bloqueante",
         chapter: "docs/05-io.md",
         python: Some("examples/python/05_tarea_bloqueante.py"),
+        real_clock: true,
+    },
+    Example {
+        name: "05_archivos",
+        chapter: "docs/05-io.md",
+        python: Some("examples/python/05_archivos.py"),
         real_clock: true,
     },
     Example {
@@ -258,31 +280,6 @@ const EXAMPLES: &[Example] = &[
         real_clock: false,
     },
 ];
-
-/// The Python originals that import modules beyond the standard library,
-/// and those modules. Where `python3` cannot import them, the comparison
-/// of that original is skipped with a note.
-const PYTHON_MODULES: &[(&str, &[&str])] = &[("05_descargas", &["aiohttp"])];
-
-/// The modules of [`PYTHON_MODULES`] that `python3` cannot import for `ex`.
-fn missing_python_modules(ex: &Example) -> Vec<&'static str> {
-    let needs = PYTHON_MODULES
-        .iter()
-        .find(|(name, _)| *name == ex.name)
-        .map_or(&[][..], |(_, modules)| modules);
-    needs
-        .iter()
-        .copied()
-        .filter(|module| {
-            !Command::new("python3")
-                .args(["-c", &format!("import {module}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect()
-}
 
 /// How long one example or script may run before it counts as hung. Stories
 /// with real sleeps take seconds; a hang should not stall the suite forever.
@@ -329,15 +326,21 @@ fn python_originals_print_the_same_lines() {
     }
     let failures = run_all(EXAMPLES.iter().filter_map(|ex| {
         let script = ex.python?;
-        let missing = missing_python_modules(ex);
-        if !missing.is_empty() {
-            eprintln!(
-                "note: python3 cannot import {}; skipping the comparison with {script}",
-                missing.join(", ")
-            );
-            return None;
-        }
-        let mut cmd = Command::new("python3");
+        let packages = script_dependencies(&root().join(script));
+        let mut cmd = if packages.is_empty() {
+            Command::new("python3")
+        } else {
+            match python_env() {
+                Ok(python) => Command::new(python),
+                Err(why) => {
+                    eprintln!(
+                        "note: skipping the comparison with {script}, which needs {}: {why}",
+                        packages.join(", ")
+                    );
+                    return None;
+                }
+            }
+        };
         if !ex.real_clock {
             cmd.arg(VIRTUAL_ASYNCIO);
         }
@@ -349,6 +352,141 @@ fn python_originals_print_the_same_lines() {
     if !failures.is_empty() {
         panic!("{}", failures.join("\n"));
     }
+}
+
+/// How long making the venv and installing its packages may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The packages a Python script declares in its inline script metadata
+/// (PEP 723): the strings of `dependencies = [...]` inside the
+/// `# /// script` ... `# ///` comment block. Just enough TOML for that list.
+fn script_dependencies(script: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(script) else {
+        return Vec::new();
+    };
+    let mut block = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        match (inside, line.trim_end()) {
+            (false, "# /// script") => inside = true,
+            (true, "# ///") => break,
+            (true, l) => {
+                let l = l.strip_prefix('#').unwrap_or(l);
+                block.push_str(l.strip_prefix(' ').unwrap_or(l));
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    let Some(start) = block.find("dependencies") else {
+        return Vec::new();
+    };
+    let list = &block[start..];
+    let (Some(open), Some(close)) = (list.find('['), list.find(']')) else {
+        return Vec::new();
+    };
+    list[open + 1..close]
+        .split(',')
+        .map(|item| item.trim().trim_matches(|c| c == '"' || c == '\''))
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The venv's python, with every package the Python originals declare
+/// installed (see the module's documentation), or why there is none.
+/// Made or completed once per run, by `benches/python/setup.sh`.
+fn python_env() -> Result<PathBuf, String> {
+    static ENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut packages: Vec<String> = EXAMPLES
+            .iter()
+            .filter_map(|ex| ex.python)
+            .flat_map(|script| script_dependencies(&root().join(script)))
+            .collect();
+        packages.sort();
+        packages.dedup();
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("<target>/tmp")
+            .to_path_buf();
+        let python = target.join("pyenv/bin/python");
+        if has_packages(&python, &packages) {
+            return Ok(python);
+        }
+        eprintln!(
+            "note: installing {} in {} (benches/python/setup.sh)",
+            packages.join(", "),
+            target.join("pyenv").display()
+        );
+        let mut setup = Command::new("sh");
+        setup
+            .arg(root().join("benches/python/setup.sh"))
+            .args(&packages)
+            .env("CARGO_TARGET_DIR", &target)
+            // Without a network, fail in seconds rather than minutes.
+            .env("PIP_DEFAULT_TIMEOUT", "10")
+            .env("PIP_RETRIES", "1");
+        let run = run_with_timeout(&mut setup, SETUP_TIMEOUT)?;
+        if !run.success {
+            let last: Vec<&str> = run.stderr.lines().rev().take(3).collect();
+            return Err(format!(
+                "benches/python/setup.sh failed ({}): {}",
+                run.status,
+                last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            ));
+        }
+        if has_packages(&python, &packages) {
+            Ok(python)
+        } else {
+            Err(format!(
+                "benches/python/setup.sh ran, but {} still lacks them",
+                python.display()
+            ))
+        }
+    })
+    .clone()
+}
+
+/// Whether `python` runs and has the distributions `packages` name
+/// (requirements such as `aiohttp>=3`: the version is pip's business).
+fn has_packages(python: &Path, packages: &[String]) -> bool {
+    let names = packages.iter().map(|p| {
+        let end = p
+            .find(|c: char| !(c.is_alphanumeric() || "-_.".contains(c)))
+            .unwrap_or(p.len());
+        &p[..end]
+    });
+    Command::new(python)
+        .args([
+            "-c",
+            "import sys\nfrom importlib.metadata import version\nfor p in sys.argv[1:]: version(p)",
+        ])
+        .args(names)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn script_dependencies_reads_inline_script_metadata() {
+    let dir = std::env::temp_dir().join(format!("bucle-pep723-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("s.py");
+    std::fs::write(
+        &script,
+        "# /// script\n# requires-python = \">=3.9\"\n# dependencies = [\n#   \"aiofiles\",\n#   'aiohttp>=3',\n# ]\n# ///\nimport asyncio\n",
+    )
+    .unwrap();
+    assert_eq!(script_dependencies(&script), ["aiofiles", "aiohttp>=3"]);
+    std::fs::write(&script, "import asyncio\n").unwrap();
+    assert!(script_dependencies(&script).is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        script_dependencies(&root().join("examples/python/05_archivos.py")),
+        ["aiofiles"]
+    );
 }
 
 /// The table and the chapters agree: every marker in `docs/*.md` has a row

@@ -1,8 +1,11 @@
 //! Other threads: `to_thread` and `run_in_executor` (results, panics,
 //! cancellation, many at once, the pool's bounds) and remote handles
 //! (`call_soon_threadsafe` from other threads, a closed loop, deadlock
-//! detection while a thread may still wake a task).
+//! detection while a thread may still wake a task); `set_max_workers`,
+//! whose bound is process-wide, in a child process.
 
+#[path = "support/net.rs"]
+mod net_support;
 mod support;
 
 use std::cell::{Cell, RefCell};
@@ -334,4 +337,58 @@ fn two_jobs_submitted_at_once_run_at_once_even_with_one_idle_worker() {
         bucle::gather([a, b]).unwrap()
     });
     assert_eq!(met, [true, true], "the jobs ran one after the other");
+}
+
+/// With one worker, jobs run in the order they were handed over, and each
+/// task resumes in the order its job ended, even when a job ends before
+/// its task gets to wait for it: ten tasks making three calls each take
+/// turns, on every run. (A task that found its job done and went on at
+/// once used to overtake tasks whose jobs had ended before.)
+#[test]
+fn one_worker_runs_jobs_in_order_and_tasks_resume_in_that_order() {
+    const NAME: &str = "one_worker_runs_jobs_in_order_and_tasks_resume_in_that_order";
+    if !net_support::is_child(NAME) {
+        net_support::in_child(NAME, Duration::from_secs(60));
+        return;
+    }
+    bucle::set_max_workers(1);
+    assert_eq!(bucle::max_workers(), 1);
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    for _ in 0..20 {
+        let (running, peak) = (running.clone(), peak.clone());
+        let log = bucle::run(move || {
+            let log = Rc::new(RefCell::new(Vec::new()));
+            let tasks = (0..10).map(|t| {
+                let (log, running, peak) = (log.clone(), running.clone(), peak.clone());
+                bucle::spawn(move || {
+                    for step in 0..3 {
+                        let (running, peak) = (running.clone(), peak.clone());
+                        bucle::to_thread(move || {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(now, Ordering::SeqCst);
+                            running.fetch_sub(1, Ordering::SeqCst);
+                        });
+                        log.borrow_mut().push((step, t));
+                    }
+                })
+            });
+            bucle::gather(tasks).unwrap();
+            log.take()
+        });
+        let turns: Vec<(i32, i32)> = (0..3).flat_map(|s| (0..10).map(move |t| (s, t))).collect();
+        assert_eq!(log, turns);
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 1, "two jobs ran at once");
+}
+
+#[test]
+fn set_max_workers_refuses_zero_and_changes_nothing() {
+    let before = bucle::max_workers();
+    let msg = catch(|| bucle::set_max_workers(0)).unwrap_err();
+    assert!(
+        msg.starts_with("bucle::set_max_workers(0): the pool needs at least one thread"),
+        "{msg}"
+    );
+    assert_eq!(bucle::max_workers(), before);
 }

@@ -1,3 +1,7 @@
+# /// script
+# dependencies = ["aiohttp"]
+# ///
+#
 # The seed's concurrent downloads with aiohttp (tutorial 001, section 5.8.1),
 # ported by examples/05_descargas.rs. There is no network here, so the
 # program starts its own small web server on 127.0.0.1 (aiohttp.web) that
