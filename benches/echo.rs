@@ -1,7 +1,10 @@
 //! Stage 5 echo-server benchmarks: a bucle echo server against tokio's
 //! `current_thread` runtime, `may` with one worker (the other stackful
 //! runtime in Rust), and CPython's asyncio and uvloop servers (a script,
-//! `benches/python/echo_server.py`), all driven by the same load generator.
+//! `benches/python/echo_server.py`), all driven by the same load generator;
+//! and a line-based echo (`echo-lines/*`) of bucle's streams
+//! (`start_server`, `readline` / `write` / `drain`) against bucle's socket
+//! server, tokio's `BufReader` and asyncio's and uvloop's streams.
 //!
 //! Run with `cargo bench --bench echo`; results are recorded in
 //! `docs/performance.md`. For the uvloop servers, first create the Python
@@ -12,7 +15,8 @@
 //! `python3` from `PATH`; `BUCLE_BENCH_PYTHON=/path/to/python` overrides
 //! both. Without Python the Python servers are skipped with a note on
 //! stderr, and so are the uvloop ones when uvloop does not import. A whole
-//! run takes about 90 seconds.
+//! run takes about two and a half minutes (`-- echo/` for the byte groups
+//! alone, about 90 s; `-- echo-lines` for the line groups, about 60 s).
 //!
 //! Everything talks to 127.0.0.1 only.
 //!
@@ -39,6 +43,21 @@
 //!   and `--kind protocol` (an `asyncio.Protocol` whose `data_received`
 //!   writes the data back), on `--loop asyncio` or `uvloop` — the two
 //!   servers of uvloop's own echo benchmark.
+//!
+//! And on the line workload (`echo-lines/*`, below):
+//! - `bucle-streams`: one loop with 64 KiB task stacks as above,
+//!   `bucle::net::start_server` with a handler that loops
+//!   `reader.readline()?` / `writer.write(&line)` / `writer.drain()?` (the
+//!   example of `start_server`'s docs); the server's own accept task, one
+//!   task per connection, and a flusher task when a write leaves bytes;
+//! - `bucle-socket`: the `bucle` server above, unchanged (read what came,
+//!   write it back): the reference the streams are held to;
+//! - `tokio-bufreader`: the `tokio` server's runtime and accept loop, and
+//!   per connection `stream.split()`, a `BufReader` (8 KiB) over the read
+//!   half, `read_until(b'\n', &mut line)` into one `Vec` reused for every
+//!   line, `write_all(&line)` on the write half;
+//! - `asyncio-streams`, `uvloop-streams`: the script's `--kind lines`
+//!   (`start_server`, a handler looping `readline` / `write` / `drain`).
 //!
 //! TCP_NODELAY is on for every accepted connection (bucle, asyncio and
 //! uvloop set it on every TCP stream or transport; the tokio and may servers
@@ -71,11 +90,16 @@
 //! client thread against one server thread keeps the two cores busy and
 //! nothing else.) Pinning needs two CPUs; with fewer, nothing is pinned.
 //!
-//! Groups (the functions above in each):
+//! Groups:
 //! - `echo/1x64B`: one connection, 64-byte messages: pure latency, one
 //!   round trip in flight;
 //! - `echo/50x1KiB`: 50 connections, 1 KiB messages: 50 round trips in
-//!   flight, the server's wake-ups batch.
+//!   flight, the server's wake-ups batch;
+//! - `echo-lines/1x64B`, `echo-lines/50x1KiB`: the same sizes, each
+//!   message a line (letters, then its only `\n`, 64 B or 1 KiB in all),
+//!   for the line servers. The client is the same: it writes the line and
+//!   reads until it has the whole echo back (`read_exact` of the line's
+//!   length).
 //!
 //! **CPU per round trip.** After each function the bench also prints, on
 //! stderr, how many round trips it made in all (warm-up included) and the
@@ -99,9 +123,11 @@
 //! process-wide and stay, idle); each Python child has its stdin closed (the
 //! script exits on it), is killed and reaped — also when the bench panics.
 //!
-//! Bar (from the design's "Performance bar"): bucle's round trips per
-//! second ≥ tokio's, ≥ may's and ≥ uvloop's protocol server in both groups;
-//! CPython asyncio recorded beside.
+//! Bars (from the design's "Performance bar"): bucle's round trips per
+//! second ≥ tokio's, ≥ may's and ≥ uvloop's protocol server in both `echo`
+//! groups; CPython asyncio recorded beside. In both `echo-lines` groups,
+//! `bucle-streams` within 1.5× of `bucle-socket` (its time per round trip at
+//! most 1.5× the socket's) and ahead of `tokio-bufreader`.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -209,8 +235,9 @@ struct LoadGen {
 }
 
 impl LoadGen {
-    /// Opens `conns` connections to `addr`, to echo `size`-byte messages.
-    fn connect(addr: SocketAddr, conns: usize, size: usize) -> LoadGen {
+    /// Opens `conns` connections to `addr`, to echo `size`-byte messages
+    /// (lines, ending in their only `\n`, for [`Workload::Lines`]).
+    fn connect(addr: SocketAddr, conns: usize, size: usize, workload: Workload) -> LoadGen {
         let (rounds, rx) = mpsc::channel::<(u64, mpsc::Sender<Duration>)>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = thread::Builder::new()
@@ -229,7 +256,14 @@ impl LoadGen {
                             .expect("connect to the server");
                         stream.set_nodelay(true).expect("set TCP_NODELAY");
                         // A different message per connection, so a mix-up shows.
-                        let msg = (0..size).map(|j| (i * 7 + j) as u8).collect();
+                        let msg = match workload {
+                            Workload::Bytes => (0..size).map(|j| (i * 7 + j) as u8).collect(),
+                            // Letters, then the newline.
+                            Workload::Lines => (0..size - 1)
+                                .map(|j| b'a' + ((i * 7 + j) % 26) as u8)
+                                .chain([b'\n'])
+                                .collect(),
+                        };
                         all.push(Conn {
                             stream,
                             msg,
@@ -347,6 +381,9 @@ impl ThreadServer {
         let (tx, rx) = mpsc::channel();
         let flag = stop.clone();
         let comm = format!("echo-{name}");
+        // Linux keeps 15 bytes of a thread's name: `cpu_time` would find
+        // none under a longer one.
+        assert!(comm.len() <= 15, "thread name {comm:?} is over 15 bytes");
         let thread = thread::Builder::new()
             .name(comm.clone())
             .spawn(move || {
@@ -436,6 +473,86 @@ fn tokio_server() -> ThreadServer {
                             Ok(n) => n,
                         };
                         if stream.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        // Dropping the runtime drops whatever connection task is left.
+    })
+}
+
+/// bucle's streams server: `start_server` with a handler that loops
+/// `readline` / `write` / `drain`, as `docs/` and asyncio users write one.
+/// The main task waits until the handler of the last connection (the one
+/// `ThreadServer`'s drop makes) sees the stop flag, then closes the server.
+fn bucle_streams_server() -> ThreadServer {
+    ThreadServer::start("bucle-str", |addr, stop| {
+        use bucle::net::{StreamReader, StreamWriter};
+        let lp = bucle::EventLoop::builder().stack_size(BUCLE_STACK).build();
+        lp.run_until_complete(move || {
+            let stopped = bucle::sync::Event::new();
+            let handler = {
+                let stopped = stopped.clone();
+                move |reader: StreamReader, writer: StreamWriter| -> std::io::Result<()> {
+                    if stop.load(Ordering::SeqCst) {
+                        stopped.set();
+                        return Ok(());
+                    }
+                    loop {
+                        let line = reader.readline()?;
+                        if line.is_empty() {
+                            return Ok(()); // the client closed
+                        }
+                        writer.write(&line);
+                        writer.drain()?;
+                    }
+                }
+            };
+            let server = bucle::net::start_server(handler, "127.0.0.1:0").expect("bind");
+            addr.send(server.local_addr().expect("local_addr"))
+                .expect("send the address");
+            stopped.wait();
+            server.close();
+        });
+        // Closing the loop (on drop) cancels whatever connection task is left.
+    })
+}
+
+/// tokio's line server: a `BufReader` over the read half of `split()`,
+/// `read_until(b'\n')` into a line buffer reused across lines, `write_all`
+/// on the write half.
+fn tokio_bufreader_server() -> ThreadServer {
+    ThreadServer::start("tokio-buf", |addr, stop| {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("build the server's runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            addr.send(listener.local_addr().expect("local_addr"))
+                .expect("send the address");
+            loop {
+                let (mut stream, _) = listener.accept().await.expect("accept");
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                stream.set_nodelay(true).expect("set TCP_NODELAY");
+                tokio::spawn(async move {
+                    let (read_half, mut write_half) = stream.split();
+                    let mut reader = tokio::io::BufReader::new(read_half);
+                    let mut line = Vec::new();
+                    loop {
+                        line.clear();
+                        match reader.read_until(b'\n', &mut line).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                        if write_half.write_all(&line).await.is_err() {
                             break;
                         }
                     }
@@ -657,70 +774,122 @@ impl Running {
     }
 }
 
-/// The benchmark functions, in the order criterion runs them.
-const SERVERS: [&str; 7] = [
-    "bucle",
-    "tokio",
-    "may",
-    "asyncio-streams",
-    "asyncio-protocol",
-    "uvloop-protocol",
-    "uvloop-streams",
-];
+/// What the client sends, and so which servers a group runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Workload {
+    /// Any bytes: the `echo/*` groups.
+    Bytes,
+    /// Lines, each message ending in its only `\n`: the `echo-lines/*`
+    /// groups.
+    Lines,
+}
 
-/// Why server `name` cannot run here, if it cannot.
-fn unavailable(name: &str) -> Option<String> {
-    match name.split_once('-') {
-        Some((lp, _)) => PythonServer::unavailable(lp),
-        None => None,
+impl Workload {
+    /// The group's name prefix.
+    fn prefix(self) -> &'static str {
+        match self {
+            Workload::Bytes => "echo",
+            Workload::Lines => "echo-lines",
+        }
+    }
+
+    /// The benchmark functions, in the order criterion runs them.
+    fn servers(self) -> &'static [&'static str] {
+        match self {
+            Workload::Bytes => &[
+                "bucle",
+                "tokio",
+                "may",
+                "asyncio-streams",
+                "asyncio-protocol",
+                "uvloop-protocol",
+                "uvloop-streams",
+            ],
+            Workload::Lines => &[
+                "bucle-streams",
+                "bucle-socket",
+                "tokio-bufreader",
+                "asyncio-streams",
+                "uvloop-streams",
+            ],
+        }
     }
 }
 
-fn start(name: &str) -> Server {
+/// The Python server behind a function's name (`--loop`, `--kind`), if it
+/// is one: on the line workload the streams handler is the `readline` one.
+fn python_kind(name: &str, workload: Workload) -> Option<(&str, &str)> {
+    let (lp, kind) = name.split_once('-')?;
+    if !matches!(lp, "asyncio" | "uvloop") {
+        return None;
+    }
+    Some(match (workload, kind) {
+        (Workload::Lines, "streams") => (lp, "lines"),
+        _ => (lp, kind),
+    })
+}
+
+/// Why server `name` cannot run here, if it cannot.
+fn unavailable(name: &str, workload: Workload) -> Option<String> {
+    python_kind(name, workload).and_then(|(lp, _)| PythonServer::unavailable(lp))
+}
+
+fn start(name: &str, workload: Workload) -> Server {
     match name {
-        "bucle" => Server::Thread(bucle_server()),
+        "bucle" | "bucle-socket" => Server::Thread(bucle_server()),
+        "bucle-streams" => Server::Thread(bucle_streams_server()),
         "tokio" => Server::Thread(tokio_server()),
+        "tokio-bufreader" => Server::Thread(tokio_bufreader_server()),
         "may" => Server::Thread(may_server()),
         _ => {
-            let (lp, kind) = name.split_once('-').expect("a Python server's name");
+            let (lp, kind) = python_kind(name, workload).expect("a Python server's name");
             Server::Python(PythonServer::start(lp, kind))
         }
     }
 }
 
 fn echo(c: &mut Criterion) {
-    for (conns, size, label) in [(1, 64, "1x64B"), (50, 1024, "50x1KiB")] {
-        let mut group = c.benchmark_group(format!("echo/{label}"));
-        group.throughput(Throughput::Elements(1));
-        for name in SERVERS {
-            if let Some(why) = unavailable(name) {
-                eprintln!("echo/{label}/{name}: skipped, {why}");
-                continue;
-            }
-            // The server starts (and the client connects) on the first call of
-            // the closure only, so functions filtered out start nothing; both
-            // go away after the function, the client's connections first.
-            let mut running: Option<Running> = None;
-            group.bench_function(name, |b| {
-                let r = running.get_or_insert_with(|| {
-                    let server = start(name);
-                    let client = LoadGen::connect(server.addr(), conns, size);
-                    let mut r = Running {
-                        client,
-                        server,
-                        cpu0: Default::default(),
-                    };
-                    r.cpu0 = r.cpu_times();
-                    r
-                });
-                b.iter_custom(|iters| r.client.run(iters));
-            });
-            if let Some(r) = running {
-                r.finish(&format!("echo/{label}/{name}"));
-            }
+    for workload in [Workload::Bytes, Workload::Lines] {
+        for (conns, size, label) in [(1, 64, "1x64B"), (50, 1024, "50x1KiB")] {
+            echo_group(c, workload, conns, size, label);
         }
-        group.finish();
     }
+}
+
+/// One group: every server of `workload`, `conns` connections echoing
+/// `size`-byte messages.
+fn echo_group(c: &mut Criterion, workload: Workload, conns: usize, size: usize, label: &str) {
+    let prefix = workload.prefix();
+    let mut group = c.benchmark_group(format!("{prefix}/{label}"));
+    group.throughput(Throughput::Elements(1));
+    for &name in workload.servers() {
+        if let Some(why) = unavailable(name, workload) {
+            eprintln!("{prefix}/{label}/{name}: skipped, {why}");
+            continue;
+        }
+        // The server starts (and the client connects) on the first call of
+        // the closure only, so functions filtered out start nothing; both
+        // go away after the function, the client's connections first.
+        let mut running: Option<Running> = None;
+        group.bench_function(name, |b| {
+            let r = running.get_or_insert_with(|| {
+                let server = start(name, workload);
+                let client = LoadGen::connect(server.addr(), conns, size, workload);
+                let mut r = Running {
+                    client,
+                    server,
+                    cpu0: Default::default(),
+                };
+                r.cpu0 = r.cpu_times();
+                r
+            });
+            b.iter_custom(|iters| r.client.run(iters));
+        });
+        if let Some(r) = running {
+            r.finish(&format!("{prefix}/{label}/{name}"));
+        }
+    }
+    group.finish();
 }
 
 fn config() -> Criterion {

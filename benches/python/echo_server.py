@@ -1,7 +1,7 @@
 """Echo servers for `cargo bench --bench echo`: CPython asyncio and uvloop peers.
 
 Usage:
-    python echo_server.py --loop asyncio|uvloop --kind protocol|streams
+    python echo_server.py --loop asyncio|uvloop --kind protocol|streams|lines
                           [--port 0] [--cpu N]
 
 Listens on 127.0.0.1 (port 0: one the kernel picks), prints the port on a
@@ -15,6 +15,10 @@ echoserver.py) measures, written the way their users write them:
   straight back on its transport;
 - `streams`: `asyncio.start_server`, one handler coroutine per connection
   that loops `await reader.read(..)`, `writer.write(..)`,
+  `await writer.drain()`.
+A third, for the line-based (streams) echo workload:
+- `lines`: `asyncio.start_server`, one handler coroutine per connection
+  that loops `await reader.readline()`, `writer.write(line)`,
   `await writer.drain()`.
 asyncio (and uvloop) set TCP_NODELAY on every TCP transport.
 """
@@ -53,10 +57,26 @@ async def echo_streams(reader, writer):
         writer.close()
 
 
+async def echo_lines(reader, writer):
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            writer.write(line)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
 async def serve(kind, port):
     loop = asyncio.get_running_loop()
     if kind == "protocol":
         server = await loop.create_server(EchoProtocol, "127.0.0.1", port)
+    elif kind == "lines":
+        server = await asyncio.start_server(echo_lines, "127.0.0.1", port)
     else:
         server = await asyncio.start_server(echo_streams, "127.0.0.1", port)
     port = server.sockets[0].getsockname()[1]
@@ -75,7 +95,7 @@ def exit_when_stdin_closes():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    parser.add_argument("--kind", choices=["protocol", "streams"], default="protocol")
+    parser.add_argument("--kind", choices=["protocol", "streams", "lines"], default="protocol")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU")
     args = parser.parse_args()
