@@ -231,7 +231,10 @@ fn scopes_misnested(h: &Header, id: u64) -> ! {
         }
     }
     panic!(
-        "timeout and task-group scopes must nest: a scope was closed while a scope opened          inside it was still open, which happens when a generator nested in a task yields          from inside a timeout or task group. Keep each timeout or task group within one          step of the generator (open and close it between two yields)"
+        "timeout and task-group scopes must nest: a scope was closed while a scope opened \
+         inside it was still open, which happens when a generator nested in a task yields \
+         from inside a timeout or task group. Keep each timeout or task group within one \
+         step of the generator (open and close it between two yields)"
     )
 }
 
