@@ -15,8 +15,9 @@
 //! `python3` from `PATH`; `BUCLE_BENCH_PYTHON=/path/to/python` overrides
 //! both. Without Python the Python servers are skipped with a note on
 //! stderr, and so are the uvloop ones when uvloop does not import. A whole
-//! run takes about two and a half minutes (`-- echo/` for the byte groups
-//! alone, about 90 s; `-- echo-lines` for the line groups, about 60 s).
+//! run takes about two and a half minutes: about 100 s for the byte groups
+//! (`-- echo/` runs them alone), 40–60 s for the line groups
+//! (`-- echo-lines`).
 //!
 //! Everything talks to 127.0.0.1 only.
 //!
