@@ -248,3 +248,16 @@ pub(crate) fn shutdown_both(fd: BorrowedFd<'_>) {
     // SAFETY: integers only; `fd` is open for the borrow.
     let _ = unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
 }
+
+/// The first index of `byte` in `hay`: `memchr(3)`, vectorised by the C
+/// library.
+pub(crate) fn memchr(byte: u8, hay: &[u8]) -> Option<usize> {
+    // SAFETY: `memchr` reads at most `hay.len()` bytes from `hay`'s start,
+    // all inside the live slice, and returns null or a pointer into them.
+    let p = unsafe { libc::memchr(hay.as_ptr().cast(), libc::c_int::from(byte), hay.len()) };
+    if p.is_null() {
+        None
+    } else {
+        Some(p as usize - hay.as_ptr() as usize)
+    }
+}
