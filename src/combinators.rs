@@ -401,8 +401,7 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
         },
     };
     if aborted_body {
-        // The group's abort was caught here: the task no longer unwinds.
-        clear_unwinding(&parent, scope);
+        parent.header.caught_scope(scope);
     }
     // Wait for every child. The scope stays open meanwhile, so a child that
     // fails now still aborts the others. An unwind here (the group's own
@@ -432,7 +431,7 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
             }
             let ours = matches!(payload.downcast_ref::<ScopeUnwind>(), Some(ScopeUnwind(s)) if *s == scope);
             if ours {
-                clear_unwinding(&parent, scope);
+                parent.header.caught_scope(scope);
             }
             if !ours && pending_unwind.is_none() {
                 pending_unwind = Some(payload);
@@ -452,13 +451,5 @@ pub fn task_group<R>(body: impl FnOnce(&TaskGroup) -> R) -> Result<R, GroupError
         _ if !errors.is_empty() => Err(GroupError { errors }),
         Ok(v) => Ok(v),
         Err(_) => unreachable!("the body is only aborted by a failing child"),
-    }
-}
-
-/// The group's own scope unwind was caught: `parent` is no longer unwinding.
-fn clear_unwinding(parent: &TaskRef, scope: u64) {
-    let h = &parent.header;
-    if h.unwinding.get() == Some(crate::runtime::task::Interrupt::Scope(scope)) {
-        h.unwinding.set(None);
     }
 }

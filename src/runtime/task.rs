@@ -289,6 +289,15 @@ impl Header {
         }
     }
 
+    /// A scope caught its own unwind (`ScopeUnwind(id)`): the task is no
+    /// longer unwinding (see `Header::unwinding`), and interrupts act on
+    /// its waits again.
+    pub(crate) fn caught_scope(&self, id: u64) {
+        if self.unwinding.get() == Some(Interrupt::Scope(id)) {
+            self.unwinding.set(None);
+        }
+    }
+
     /// Takes the task's wait, leaving `Wait::Nothing`, for the caller to
     /// drop with no borrow held (see `core::drop_wait`).
     #[inline(always)]

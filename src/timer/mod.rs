@@ -358,8 +358,7 @@ fn scope<T>(
         Ok(v) => Ok(v),
         Err(payload) => match payload.downcast_ref::<ScopeUnwind>() {
             Some(ScopeUnwind(s)) if *s == id => {
-                // Caught: the task is no longer unwinding.
-                h.unwinding.set(None);
+                h.caught_scope(id);
                 Err(Elapsed {
                     deadline: deadline.unwrap_or_default(),
                 })
