@@ -448,8 +448,31 @@ fn bucle_server() -> ThreadServer {
 }
 
 fn tokio_server() -> ThreadServer {
-    ThreadServer::start("tokio", |addr, stop| {
+    tokio_serve("tokio", |mut stream| async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; SERVER_BUF];
+        loop {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if stream.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// A tokio server as its users write one: a `current_thread` runtime with
+/// `enable_all()` (what `#[tokio::main(flavor = "current_thread")]`
+/// builds), the accept loop in `block_on`, `TCP_NODELAY` on, and
+/// `connection(stream)` in a `tokio::spawn`ed task per connection.
+fn tokio_serve<F, Fut>(name: &'static str, connection: F) -> ThreadServer
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    ThreadServer::start(name, move |addr, stop| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -461,23 +484,12 @@ fn tokio_server() -> ThreadServer {
             addr.send(listener.local_addr().expect("local_addr"))
                 .expect("send the address");
             loop {
-                let (mut stream, _) = listener.accept().await.expect("accept");
+                let (stream, _) = listener.accept().await.expect("accept");
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 stream.set_nodelay(true).expect("set TCP_NODELAY");
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; SERVER_BUF];
-                    loop {
-                        let n = match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        if stream.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
+                tokio::spawn(connection(stream));
             }
         });
         // Dropping the runtime drops whatever connection task is left.
@@ -525,42 +537,21 @@ fn bucle_streams_server() -> ThreadServer {
 /// `read_until(b'\n')` into a line buffer reused across lines, `write_all`
 /// on the write half.
 fn tokio_bufreader_server() -> ThreadServer {
-    ThreadServer::start("tokio-buf", |addr, stop| {
+    tokio_serve("tokio-buf", |mut stream| async move {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("build the server's runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            addr.send(listener.local_addr().expect("local_addr"))
-                .expect("send the address");
-            loop {
-                let (mut stream, _) = listener.accept().await.expect("accept");
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                stream.set_nodelay(true).expect("set TCP_NODELAY");
-                tokio::spawn(async move {
-                    let (read_half, mut write_half) = stream.split();
-                    let mut reader = tokio::io::BufReader::new(read_half);
-                    let mut line = Vec::new();
-                    loop {
-                        line.clear();
-                        match reader.read_until(b'\n', &mut line).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(_) => {}
-                        }
-                        if write_half.write_all(&line).await.is_err() {
-                            break;
-                        }
-                    }
-                });
+        let (read_half, mut write_half) = stream.split();
+        let mut reader = tokio::io::BufReader::new(read_half);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
             }
-        });
-        // Dropping the runtime drops whatever connection task is left.
+            if write_half.write_all(&line).await.is_err() {
+                break;
+            }
+        }
     })
 }
 
